@@ -1,0 +1,43 @@
+"""mqt-vlm: elastic vision-language models with the Matryoshka Query Transformer.
+
+Public names are imported lazily so `import mqt_vlm` stays cheap (no transformers import until a
+model class is touched).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "MQTError": "mqt_vlm.errors",
+    "QueryTransformerConfig": "mqt_vlm.modeling.query_transformer",
+    "MatryoshkaQueryTransformer": "mqt_vlm.modeling.query_transformer",
+    "MQTConfig": "mqt_vlm.modeling.configuration",
+    "MQTForConditionalGeneration": "mqt_vlm.modeling.modeling",
+    "MQTImageProcessor": "mqt_vlm.processing.image_processor",
+    "MQTProcessor": "mqt_vlm.processing.processor",
+    "build_model": "mqt_vlm.modeling.builder",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mqt_vlm.errors import MQTError
+    from mqt_vlm.modeling.builder import build_model
+    from mqt_vlm.modeling.configuration import MQTConfig
+    from mqt_vlm.modeling.modeling import MQTForConditionalGeneration
+    from mqt_vlm.modeling.query_transformer import MatryoshkaQueryTransformer, QueryTransformerConfig
+    from mqt_vlm.processing.image_processor import MQTImageProcessor
+    from mqt_vlm.processing.processor import MQTProcessor
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(_EXPORTS[name])
+        if name in ("MQTConfig", "MQTForConditionalGeneration", "MQTProcessor", "MQTImageProcessor"):
+            importlib.import_module("mqt_vlm.modeling.auto")  # register with the Auto classes
+        return getattr(module, name)
+    raise AttributeError(f"module 'mqt_vlm' has no attribute {name!r}")
