@@ -38,6 +38,6 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         module = importlib.import_module(_EXPORTS[name])
         if name in ("MQTConfig", "MQTForConditionalGeneration", "MQTProcessor", "MQTImageProcessor"):
-            importlib.import_module("mqt_vlm.modeling.auto")  # register with the Auto classes
+            importlib.import_module("mqt_vlm.modeling.auto").register()  # the Auto classes
         return getattr(module, name)
     raise AttributeError(f"module 'mqt_vlm' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""The elastic VLM: query transformer, config, model, builder and Auto registration."""

@@ -1,0 +1,1 @@
+"""Turning images and prompts into model inputs."""
