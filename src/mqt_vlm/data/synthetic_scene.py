@@ -15,7 +15,7 @@ are exactly the palette colours (handy for tests and for a tiny model that has t
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from PIL import Image, ImageDraw
 
@@ -74,17 +74,19 @@ class SynthConfig:
 
         for name in ("seed", "n_images", "grid", "image_size", "min_objects", "questions_per_image"):
             value = getattr(self, name)
-            need(isinstance(value, int) and not isinstance(value, bool), f"{name} must be an int, got {value!r}")
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            need(is_int, f"{name} must be an int, got {value!r}")
         need(self.n_images >= 1, f"n_images must be >= 1, got {self.n_images}")
         need(self.grid >= 1, f"grid must be >= 1, got {self.grid}")
         need(
             self.image_size >= 4 * self.grid,
-            f"image_size {self.image_size} gives under 4 px per cell for grid {self.grid}; use >= {4 * self.grid}",
+            f"image_size {self.image_size} gives under 4 px per cell for grid {self.grid}; "
+            f"use >= {4 * self.grid}",
         )
-        need(len(self.shapes) > 0 and len(set(self.shapes)) == len(self.shapes), "shapes must be non-empty and unique")
+        need(0 < len(self.shapes) == len(set(self.shapes)), "shapes must be non-empty and unique")
         unknown = [s for s in self.shapes if s not in ALL_SHAPES]
         need(not unknown, f"unknown shapes {unknown}; choose from {list(ALL_SHAPES)}")
-        need(len(self.colours) > 0 and len(set(self.colours)) == len(self.colours), "colours must be non-empty and unique")
+        need(0 < len(self.colours) == len(set(self.colours)), "colours must be non-empty and unique")
         unknown = [c for c in self.colours if c not in COLOUR_RGB]
         need(not unknown, f"unknown colours {unknown}; choose from {list(COLOUR_RGB)}")
         need(len(self.background) == 3, f"background must be an RGB triple, got {self.background!r}")
@@ -101,18 +103,27 @@ class SynthConfig:
             )
         need(self.questions_per_image >= 1, "questions_per_image must be >= 1")
         unknown = [t for t in self.question_types if t not in QUESTION_TYPES]
-        need(not unknown and len(self.question_types) > 0, f"question_types must be a non-empty subset of {list(QUESTION_TYPES)}")
+        need(
+            not unknown and len(self.question_types) > 0,
+            f"question_types must be a non-empty subset of {list(QUESTION_TYPES)}",
+        )
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             need(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
-        need(self.val_fraction + self.test_fraction < 1.0, "val_fraction + test_fraction must leave some training images")
+        need(
+            self.val_fraction + self.test_fraction < 1.0,
+            "val_fraction + test_fraction must be < 1 to leave some training images",
+        )
         need(0.0 <= self.margin < 0.5, f"margin must be in [0, 0.5), got {self.margin}")
-        need(0.0 <= self.empty_cell_prob <= 1.0, f"empty_cell_prob must be in [0, 1], got {self.empty_cell_prob}")
+        prob = self.empty_cell_prob
+        need(0.0 <= prob <= 1.0, f"empty_cell_prob must be in [0, 1], got {prob}")
 
     @property
     def object_range(self) -> tuple[int, int]:
         """Inclusive (min, max) number of objects per scene, with the `None` default resolved."""
-        hi = self.max_objects if self.max_objects is not None else max(self.min_objects, self.grid * self.grid // 2)
+        if self.max_objects is not None:
+            return self.min_objects, self.max_objects
+        return self.min_objects, max(self.min_objects, self.grid * self.grid // 2)
         return self.min_objects, hi
 
 
@@ -144,7 +155,7 @@ class Scene:
         """A JSON-ready form, written to scenes.json so answers can be re-derived offline."""
         return {
             "grid": self.grid,
-            "objects": [{"row": o.row, "col": o.col, "shape": o.shape, "colour": o.colour} for o in self.objects],
+            "objects": [asdict(o) for o in self.objects],
         }
 
 
@@ -193,7 +204,9 @@ def cell_box(row: int, col: int, grid: int, image_size: int, margin: float) -> t
     return round(x0 + pad), round(y0 + pad), round(x1 - pad) - 1, round(y1 - pad) - 1
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], rgb: tuple[int, int, int]) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], rgb: tuple[int, int, int]
+) -> None:
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     if shape == "circle":

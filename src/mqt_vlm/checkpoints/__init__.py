@@ -1,0 +1,1 @@
+"""Reading and converting checkpoints in other layouts (the released MQT-LLaVA)."""
