@@ -11,9 +11,12 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mqt_vlm.errors import MQTError
+
+if TYPE_CHECKING:  # transformers is heavy; the analytic counts do not need it
+    from mqt_vlm.modeling.configuration import MQTConfig
 
 PRESETS_PACKAGE = "mqt_vlm.analysis"
 PRESETS_DIR = "presets"
@@ -224,7 +227,7 @@ def load_preset(name: str) -> ModelShape:
     return ModelShape.from_dict(data)
 
 
-def from_config(cfg: Any, lm_head_positions: Literal["last", "all"] = "last") -> ModelShape:
+def from_config(cfg: MQTConfig, lm_head_positions: Literal["last", "all"] = "last") -> ModelShape:
     """The shape of an `MQTForConditionalGeneration` built from `cfg` (an `MQTConfig`).
 
     The vision config must be ViT-like (image_size, patch_size, hidden_size, num_hidden_layers,

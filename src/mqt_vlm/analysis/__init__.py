@@ -1,0 +1,1 @@
+"""Cost analysis: analytic FLOPs of elastic VLMs at any visual-token budget."""
