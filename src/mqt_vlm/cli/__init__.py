@@ -1,0 +1,1 @@
+"""The `mqt` command line."""
