@@ -1,0 +1,1 @@
+"""The CPU reproduction of the paper's central claim on synthetic scenes (`make reproduce`)."""

@@ -1,0 +1,42 @@
+"""A small BPE tokenizer trained on the synthetic corpus, LLaMA-style (sentencepiece-like spaces,
+BOS added at the start, `</s>` as EOS). A 32000-token vocabulary would make the tiny LM's output
+layer its most expensive part on CPU; a few hundred tokens cover this closed language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SPECIAL = {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"}
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 512) -> Any:
+    """Train, save to `out_dir` (tokenizer.json + tokenizer_config.json) and return the tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE(unk_token=SPECIAL["unk"]))
+    core.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    core.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[SPECIAL["unk"], SPECIAL["bos"], SPECIAL["eos"], SPECIAL["pad"]],
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer=trainer)
+    bos_id = core.token_to_id(SPECIAL["bos"])
+    core.post_processor = processors.TemplateProcessing(single=f"{SPECIAL['bos']} $A", special_tokens=[(SPECIAL["bos"], bos_id)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token=SPECIAL["unk"],
+        bos_token=SPECIAL["bos"],
+        eos_token=SPECIAL["eos"],
+        pad_token=SPECIAL["pad"],
+        padding_side="right",
+        model_max_length=512,
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out_dir)
+    return tokenizer
