@@ -26,7 +26,10 @@ def preset_names() -> list[str]:
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    """A model preset: vision_config, text_config, mqt_config and image_processor settings."""
+    """A model preset: vision_config, text_config, mqt_config and image_processor settings.
+    `name` is a shipped preset or a path to a JSON file in the same layout."""
+    if name.endswith(".json") and Path(name).is_file():
+        return json.loads(Path(name).read_text())
     path = resources.files("mqt_vlm.presets") / f"{name}.json"
     if not path.is_file():
         raise MQTError(f"Unknown preset {name!r}; available: {preset_names()}.")
