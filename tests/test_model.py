@@ -125,3 +125,15 @@ def test_feature_width_mismatch_is_caught_at_config_time():
     model = MQTForConditionalGeneration(config)
     with pytest.raises(MQTError, match="kv_dim"):
         model.mqt(torch.randn(1, 4, 31), 2)
+
+
+def test_load_in_bfloat16_casts_every_mqt_parameter(tiny, random_image, tmp_path):
+    from mqt_vlm.loading import load_model
+
+    model, processor = tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, proc = load_model(tmp_path, dtype="bfloat16")
+    assert {p.dtype for p in loaded.mqt.parameters()} == {torch.bfloat16}
+    batch = proc(images=random_image, text=proc.format_prompt("hi"), num_visual_tokens=4)
+    assert loaded.generate(**batch, num_visual_tokens=4, max_new_tokens=2, do_sample=False).shape[1] == batch["input_ids"].shape[1] + 2

@@ -155,7 +155,7 @@ class MatryoshkaQueryTransformer(nn.Module):
         width = config.hidden_size
         assert width is not None and config.query_grid is not None
         self.query = nn.Parameter(torch.empty(config.num_queries, width))
-        self.pos_embed = nn.Parameter(sincos_pos_embed_2d(width, config.query_grid))
+        self.pos_embed = nn.Parameter(torch.empty(config.num_queries, width))  # default dtype; filled below
         self.kv_proj = nn.Linear(config.kv_dim, width, bias=False) if config.kv_dim != width else None
         self.attn = nn.MultiheadAttention(width, config.num_heads, batch_first=True)
         self.ln_q = nn.LayerNorm(width, eps=config.layer_norm_eps)
