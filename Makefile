@@ -26,5 +26,9 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q tests
 
+# the CPU reproduction of the paper's claim (about 30 minutes on 2 cores); results in runs/reproduce
+reproduce: venv
+	$(PY) -m mqt_vlm.repro --out runs/reproduce
+
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
