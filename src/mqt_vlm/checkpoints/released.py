@@ -45,13 +45,17 @@ def map_key(key: str) -> str | None:
     return None
 
 
-def load_query_abstractor(path: str | Path) -> dict[str, torch.Tensor]:
-    """A stage-1 `query_abstractor.bin` (or .safetensors) -> `{mqt.<name>: tensor}`."""
+QUERY_TRANSFORMER_PREFIXES = (MQT_PREFIX, "query_abstractor.", "model.mqt.", "mqt.")
+
+
+def read_query_transformer_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Query-transformer tensors of a stage-1 `query_abstractor.bin` (pickle, opened with
+    `weights_only=True` only) or a .safetensors file, with the prefix stripped (`query`, `attn.*`...)."""
     path = Path(path)
     if not path.is_file():
-        raise MQTError(f"{path} does not exist.")
+        raise MQTError(f"Query-transformer weights {path} not found.")
     if path.suffix == ".safetensors":
-        raw = dict(_iter_safetensors(path))
+        raw: object = dict(_iter_safetensors(path))
     else:
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -59,11 +63,18 @@ def load_query_abstractor(path: str | Path) -> dict[str, torch.Tensor]:
             raise MQTError(f"Could not load {path} with weights_only=True ({exc}); only plain tensors are accepted.") from exc
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise MQTError(f"{path} does not hold a dict of tensors.")
-    out = {}
+    state: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
-        name = key[len(MQT_PREFIX) :] if key.startswith(MQT_PREFIX) else key.removeprefix("mqt.")
-        out["mqt." + name] = value
-    return out
+        prefix = next((p for p in QUERY_TRANSFORMER_PREFIXES if key.startswith(p)), "")
+        state[key[len(prefix) :]] = value
+    if "query" not in state:
+        raise MQTError(f"{path} holds no query-transformer tensors (query_abstractor.* / mqt.*); is it the right file?")
+    return state
+
+
+def load_query_abstractor(path: str | Path) -> dict[str, torch.Tensor]:
+    """A stage-1 `query_abstractor.bin` (or .safetensors) -> `{mqt.<name>: tensor}`."""
+    return {"mqt." + name: value for name, value in read_query_transformer_state(path).items()}
 
 
 def _iter_safetensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
