@@ -86,4 +86,7 @@ def llama_tokenizer_dir(cache_dir: Path) -> Path:
             "padding_side": "right",
         }
         (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+        from transformers import AutoTokenizer  # save the fast form too: later loads skip the conversion
+
+        AutoTokenizer.from_pretrained(out).save_pretrained(out)
     return out

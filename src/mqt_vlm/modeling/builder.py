@@ -83,7 +83,7 @@ def build_model(
     """
     register()
     if isinstance(tokenizer, (str, Path)):
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer, gguf_file=gguf_file if tokenizer == language_model else None)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer, gguf_file=gguf_file if str(tokenizer) == str(language_model) else None)
     vision_config = _vision_config(vision)
     text_config = _text_config(language_model, gguf_file)
     processor = MQTProcessor(

@@ -1,0 +1,261 @@
+"""The batching queue: one thread owns the model and answers queued requests in batches.
+
+Requests with different budgets share a batch (MQT's budget is just a count of image tokens per
+row, and `generate_batch` takes one per row), so the queue never splits by budget; it splits only by
+sampling settings. The worker waits `batch_wait_s` after the first request for others to join,
+then runs up to `max_batch_size` rows at once.
+
+Failure containment, so that one bad request never takes the server down or hangs it:
+- each request is prepared (tokenized, size-checked) alone; a bad one fails alone;
+- if a batch still fails on an input error, its rows are retried one by one;
+- every row carries its deadline and cancel flag into generation (`RowTracker`), so a slow or
+  abandoned request stops at its deadline instead of holding the worker;
+- any other exception fails that batch's requests and the loop goes on.
+"auto" requests are re-queued at the front with a larger budget until the policy accepts an
+answer; the image's visual tokens come from the encode-once cache on every attempt.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mqt_vlm.errors import MQTError
+from mqt_vlm.inference.auto_budget import BudgetPolicy, finalize
+from mqt_vlm.inference.batch import PreparedRequest, generate_prepared, prepare_request
+from mqt_vlm.inference.cache import VisualTokenCache
+from mqt_vlm.inference.params import GenerationRequest, GenerationResult
+from mqt_vlm.inference.streaming import RowRouter, TextStreamer
+
+log = logging.getLogger("mqt_vlm.serve")
+
+
+class QueueFull(Exception):
+    """The queue holds `max_queue` requests already (HTTP 503)."""
+
+
+class WorkerStopped(Exception):
+    """The worker is not running (HTTP 503)."""
+
+
+class RequestTimeout(Exception):
+    """The request's deadline passed before it could run (HTTP 503)."""
+
+
+@dataclass
+class Job:
+    request: GenerationRequest
+    future: Future
+    auto: bool = False
+    streamer: TextStreamer | None = None
+    attempts: list[GenerationResult] = field(default_factory=list)
+
+
+def split_by_padding(lengths: list[int], max_padding: float) -> list[list[int]]:
+    """Indices grouped so that no group's prefill is more than `max_padding` padding.
+
+    Left padding makes every row of a batch as long as its longest prompt; with mixed budgets (16
+    next to 256 visual tokens) most of a small-budget row is padding. Where the prefill is
+    compute-bound (CPUs) that padding costs real time, so rows are sorted by length and cut into
+    groups; 1.0 keeps everything in one batch (best where decode dominates, e.g. GPUs).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups:
+            candidate = groups[-1] + [i]
+            longest = lengths[i]  # sorted: the newcomer is the longest
+            padding = 1 - sum(lengths[j] for j in candidate) / (longest * len(candidate))
+            if padding <= max_padding:
+                groups[-1] = candidate
+                continue
+        groups.append([i])
+    return groups
+
+
+def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Resolve a future unless the caller already cancelled it."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+class BatchWorker:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        cache: VisualTokenCache | None,
+        policy: BudgetPolicy,
+        max_batch_size: int = 16,
+        batch_wait_s: float = 0.005,
+        max_queue: int = 256,
+        max_prompt_tokens: int = 4096,
+        max_auto_budget: int | None = None,
+        max_padding: float = 1.0,
+    ) -> None:
+        self.model, self.processor, self.cache, self.policy = model, processor, cache, policy
+        self.max_batch_size, self.batch_wait_s, self.max_queue = max_batch_size, batch_wait_s, max_queue
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_padding = max_padding
+        self.max_auto_budget = max_auto_budget or processor.num_queries
+        self._queue: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.counters = {"batches": 0, "rows": 0, "largest_batch": 0, "completed": 0, "failed": 0, "escalations": 0,
+                         "mixed_budget_batches": 0}
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="mqt-batch-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            pending = list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for job in pending:
+            _settle(job.future, error=WorkerStopped("The server is shutting down."))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    # ---- submission --------------------------------------------------------------------------
+    def submit(self, request: GenerationRequest, auto: bool = False, streamer: TextStreamer | None = None) -> Future:
+        """Queue a request; the future resolves to a `GenerationResult` or an exception."""
+        job = Job(request, Future(), auto, None if auto else streamer)
+        with self._cond:
+            if not self.alive:
+                raise WorkerStopped("The generation worker is not running.")
+            if len(self._queue) >= self.max_queue:
+                raise QueueFull(f"The server is busy ({self.max_queue} requests queued); retry shortly.")
+            self._queue.append(job)
+            self._cond.notify()
+        return job.future
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def _take_batch(self) -> list[Job]:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait(0.5)
+            if self._stopping:
+                return []
+            end = time.monotonic() + self.batch_wait_s
+            while len(self._queue) < self.max_batch_size and not self._stopping:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            count = min(len(self._queue), self.max_batch_size)
+            return [self._queue.popleft() for _ in range(count)]
+
+    def _run(self) -> None:
+        while not self._stopping:
+            jobs = self._take_batch()
+            if not jobs:
+                continue
+            try:
+                self._process(jobs)
+            except Exception as exc:  # a bug must not kill the worker: fail the batch, keep serving
+                log.exception("generation batch failed")
+                for job in jobs:
+                    _settle(job.future, error=exc)
+                self.counters["failed"] += len(jobs)
+
+    def _prepare(self, job: Job) -> PreparedRequest | None:
+        request = job.request
+        if job.future.cancelled() or (request.cancel is not None and request.cancel.is_set()):
+            return None
+        if request.deadline is not None and time.monotonic() >= request.deadline:
+            _settle(job.future, error=RequestTimeout("The request timed out while queued."))
+            return None
+        try:
+            prepared = prepare_request(self.processor, request)
+            worst = len(prepared.input_ids)
+            if job.auto and prepared.budgets:  # escalation may grow the prompt up to the largest auto budget
+                worst += (self.max_auto_budget - prepared.budgets[0]) * len(prepared.budgets)
+            if worst > self.max_prompt_tokens:
+                raise MQTError(f"The prompt needs {worst} tokens (text + visual), more than the limit of "
+                               f"{self.max_prompt_tokens}; shorten it, send fewer images or use a smaller budget.")
+            return prepared
+        except MQTError as exc:
+            _settle(job.future, error=exc)
+            self.counters["failed"] += 1
+            return None
+
+    def _process(self, jobs: list[Job]) -> None:
+        ready = [(job, p) for job in jobs if (p := self._prepare(job)) is not None]
+        groups: dict[tuple[object, ...], list[tuple[Job, PreparedRequest]]] = {}
+        for job, prepared in ready:
+            groups.setdefault(job.request.params.batch_key(), []).append((job, prepared))
+        for group in groups.values():
+            for rows in split_by_padding([len(p.input_ids) for _, p in group], self.max_padding):
+                self._run_group([group[i] for i in rows])
+
+    def _run_group(self, group: list[tuple[Job, PreparedRequest]]) -> None:
+        streamers = [job.streamer for job, _ in group]
+        streamer = RowRouter(streamers) if any(s is not None for s in streamers) else None
+        try:
+            results = generate_prepared(self.model, self.processor, [p for _, p in group], self.cache, streamer)
+        except MQTError as exc:
+            if len(group) == 1:
+                _settle(group[0][0].future, error=exc)
+                self.counters["failed"] += 1
+                return
+            for item in group:  # isolate the offending request
+                self._run_group([item])
+            return
+        except Exception as exc:  # a bug or an out-of-memory: fail this group only, keep serving
+            log.exception("generation failed for a batch of %d", len(group))
+            for job, _ in group:
+                _settle(job.future, error=exc)
+            self.counters["failed"] += len(group)
+            return
+        self.counters["batches"] += 1
+        self.counters["rows"] += len(group)
+        self.counters["largest_batch"] = max(self.counters["largest_batch"], len(group))
+        self.counters["mixed_budget_batches"] += len({tuple(p.budgets) for _, p in group}) > 1
+        for (job, _), result in zip(group, results):
+            self._complete(job, result)
+
+    def _complete(self, job: Job, result: GenerationResult) -> None:
+        if not job.auto:
+            _settle(job.future, result)
+            self.counters["completed"] += 1
+            return
+        job.attempts.append(result)
+        budget = None
+        if result.finish_reason not in ("timeout", "cancelled"):
+            budget = self.policy.next_budget(job.attempts, self.processor.num_queries)
+        if budget is None or budget <= result.num_visual_tokens:
+            _settle(job.future, finalize(job.attempts))
+            self.counters["completed"] += 1
+            return
+        job.request = replace(job.request, num_visual_tokens=budget)
+        self.counters["escalations"] += 1
+        with self._cond:  # to the front: it has waited already, and its image is hot in the cache
+            self._queue.appendleft(job)
+            self._cond.notify()
+
+    def stats(self) -> dict[str, Any]:
+        return {"alive": self.alive, "queued": self.queued(), **self.counters}
