@@ -80,6 +80,21 @@ def write_clip_folder(out: Path, tensors: dict[str, torch.Tensor]) -> None:
     tower.save_pretrained(out)
 
 
+def released_tokenization(tokenizer, prompt: str, image_index: int = IMAGE_TOKEN_INDEX) -> list[int]:
+    """LLaVA's tokenizer_image_token, written from its description: chunks tokenized with special
+    tokens, the first chunk's BOS kept, every chunk's first token dropped when it is BOS."""
+    chunks = [tokenizer(c).input_ids for c in prompt.split("<image>")]
+    out, offset = [], 0
+    if chunks and chunks[0] and chunks[0][0] == tokenizer.bos_token_id:
+        offset = 1
+        out.append(chunks[0][0])
+    for i, chunk in enumerate(chunks):
+        if i:
+            out.append(image_index)
+        out.extend(chunk[offset:])
+    return out
+
+
 class Reference:
     """The released forward pass at budget m, from raw released tensors."""
 
@@ -123,16 +138,7 @@ class Reference:
         return out @ t["proj"]  # [m, D]
 
     def ids(self, prompt: str) -> list[int]:
-        chunks = [self.tokenizer(c).input_ids for c in prompt.split("<image>")]
-        out, offset = [], 0
-        if chunks[0] and chunks[0][0] == self.tokenizer.bos_token_id:
-            offset = 1
-            out.append(chunks[0][0])
-        for i, chunk in enumerate(chunks):
-            if i:
-                out.append(IMAGE_TOKEN_INDEX)
-            out.extend(chunk[offset:])
-        return out
+        return released_tokenization(self.tokenizer, prompt, IMAGE_TOKEN_INDEX)
 
     @torch.no_grad()
     def embeds(self, image, prompt: str, m: int) -> torch.Tensor:

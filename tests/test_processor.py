@@ -13,21 +13,7 @@ from mqt_vlm import MQTError
 from mqt_vlm.processing.image_processor import expand_to_square
 from mqt_vlm.processing.images import load_image
 from mqt_vlm.processing.templates import VICUNA_SYSTEM, format_prompt, render
-
-
-def released_tokenization(tokenizer, prompt, image_index=-200):
-    """LLaVA's tokenizer_image_token, written from its description: chunks tokenized with special
-    tokens, the first chunk's BOS kept, every chunk's first token dropped when it is BOS."""
-    chunks = [tokenizer(c).input_ids for c in prompt.split("<image>")]
-    out, offset = [], 0
-    if chunks and chunks[0] and chunks[0][0] == tokenizer.bos_token_id:
-        offset = 1
-        out.append(chunks[0][0])
-    for i, chunk in enumerate(chunks):
-        if i:
-            out.append(image_index)
-        out.extend(chunk[offset:])
-    return out
+from released_reference import released_tokenization
 
 
 def test_vicuna_prompt_is_exact():
