@@ -103,7 +103,8 @@ def test_full_model_matches_flop_counter(tiny_vlm: MQTForConditionalGeneration, 
     )
     pixels = torch.randn(1, 3, 32, 32)
     spec = from_config(tiny_vlm.config)
-    assert spec.vision.layers_run == 2  # the whole tower runs although features come from [-2]
+    assert spec.vision.layers_run == 1  # the tower stops at the feature layer ([-2] of 2 layers)
+    assert from_config(tiny_vlm.config, full_tower=True).vision.layers_run == 2
     measured = measure_flops(tiny_vlm, input_ids=ids, pixel_values=pixels, num_visual_tokens=m, logits_to_keep=1)
     assert close(measured, model_flops(spec, m, text).total)
     every = dataclasses.replace(spec, llm=dataclasses.replace(spec.llm, lm_head_positions="all"))

@@ -137,3 +137,26 @@ def test_load_in_bfloat16_casts_every_mqt_parameter(tiny, random_image, tmp_path
     assert {p.dtype for p in loaded.mqt.parameters()} == {torch.bfloat16}
     batch = proc(images=random_image, text=proc.format_prompt("hi"), num_visual_tokens=4)
     assert loaded.generate(**batch, num_visual_tokens=4, max_new_tokens=2, do_sample=False).shape[1] == batch["input_ids"].shape[1] + 2
+
+
+@pytest.mark.parametrize("layer", [-2, -1, 0, 1])
+def test_tower_stops_at_the_feature_layer_with_identical_features(tiny, random_image, layer):
+    """get_image_features runs only the layers it needs; the features are bit-identical to the full
+    tower's hidden_states[layer], and the unused last layer never runs."""
+    model, processor = tiny
+    pixels = processor.image_processor(random_image, return_tensors="pt")["pixel_values"]
+    model.config.vision_feature_layer = layer
+    calls = []
+    last = model.vision_tower.encoder.layers[-1]
+    handle = last.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        with torch.no_grad():
+            features = model.get_image_features(pixels)
+            calls_before_full = len(calls)
+            full = model.vision_tower(pixels, output_hidden_states=True).hidden_states[layer][:, 1:]
+    finally:
+        handle.remove()
+        model.config.vision_feature_layer = -2
+    assert torch.equal(features, full)
+    layers = len(model.vision_tower.encoder.layers)
+    assert calls_before_full == (1 if layer in (-1, layers) else 0)

@@ -84,7 +84,9 @@ def test_roofline_weight_counts_match_the_modules(tiny, baseline):
     model, _ = tiny
     llava = baseline[0]
     spec = from_config(model.config)
-    assert vision_params(spec.vision) == numel(model.vision_tower)
+    tower = model.vision_tower  # ours stops at hidden_states[-2]: the last layer and post-norm go unread
+    assert vision_params(spec.vision) == numel(tower) - numel(tower.encoder.layers[-1]) - numel(tower.post_layernorm)
+    assert vision_params(from_config(model.config, full_tower=True).vision) == numel(tower)
     assert connector_params(spec.connector) == numel(model.mqt)
     mlp = MLPProjectorShape(spec.vision.width, spec.llm.hidden, spec.llm.hidden)
     assert connector_params(mlp) == numel(llava.model.multi_modal_projector)

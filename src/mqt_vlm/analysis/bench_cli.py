@@ -112,8 +112,10 @@ def run_bench(
         image_id = free_token_id(int(text.vocab_size), requests[0].input_ids)
         llava = build_llava_baseline(model, image_id)
         n = spec.vision.num_patches
-        specs["llava"] = dataclasses.replace(
-            spec, connector=MLPProjectorShape(spec.vision.width, spec.llm.hidden, spec.llm.hidden), name="llava-baseline"
+        specs["llava"] = dataclasses.replace(  # transformers' LLaVA runs the whole tower
+            from_config(model.config, full_tower=True),
+            connector=MLPProjectorShape(spec.vision.width, spec.llm.hidden, spec.llm.hidden),
+            name="llava-baseline",
         )
         base_request = llava_request(processor, image, prompt, n, image_id)
         requests.append(base_request)

@@ -7,8 +7,9 @@ Accounting (see docs/flops.md for the table against the paper):
   them too, so `measure_flops` checks the formulas exactly on tiny models.
 - Attention counts the full L x L score matrix (what dense kernels compute and what FlopCounterMode
   reports), not the causal half.
-- Vision: every layer of the tower is run, although features come from hidden_states[-2] (the
-  released code and our model run the full CLIP tower), CLS token included (577 tokens for CLIP-L/336).
+- Vision: the presets count every layer of the tower, although features come from hidden_states[-2]
+  (the released code runs the full CLIP tower); our model stops at the feature layer, so
+  `from_config` counts only the layers it runs. CLS token included (577 tokens for CLIP-L/336).
 - Connector: the MQT computes all M queries and slices m, so its cost (6.2 GFLOPs for MQT-LLaVA) does
   not depend on m; LLaVA-1.5's 2-layer MLP runs on all 576 patches.
 - LLM prefill: one sequence of m visual tokens + `text_tokens` text tokens (the `<image>` placeholder

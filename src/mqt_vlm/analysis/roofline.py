@@ -144,7 +144,8 @@ def vision_params(shape: VisionShape) -> int:
     width = shape.width
     embed = shape.channels * shape.patch_size**2 * width + shape.seq_len * width + width * int(shape.class_token)
     per_layer = 4 * (width * width + width) + 2 * width * shape.mlp_size + shape.mlp_size + width + 4 * width
-    return embed + shape.layers_run * per_layer + 4 * width  # pre/post LayerNorm
+    norms = 4 * width if shape.run_all_layers else 2 * width  # pre LayerNorm, + post when run whole
+    return embed + shape.layers_run * per_layer + norms
 
 
 def connector_params(connector: MQTShape | MLPProjectorShape) -> int:

@@ -40,8 +40,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 @dataclass(frozen=True)
 class VisionShape:
     """A ViT tower. `run_all_layers=True` counts every layer even when the features are read from
-    an earlier one (`feature_layer=-2`): the released MQT-LLaVA (and our model) runs the full CLIP
-    tower with output_hidden_states and takes hidden_states[-2], so the last layer is paid for."""
+    an earlier one (`feature_layer=-2`): the released MQT-LLaVA runs the full CLIP tower with
+    output_hidden_states and takes hidden_states[-2], so the last layer is paid for. Our model stops
+    at the feature layer (`run_all_layers=False`)."""
 
     image_size: int = 336
     patch_size: int = 14
@@ -227,11 +228,15 @@ def load_preset(name: str) -> ModelShape:
     return ModelShape.from_dict(data)
 
 
-def from_config(cfg: MQTConfig, lm_head_positions: Literal["last", "all"] = "last") -> ModelShape:
+def from_config(
+    cfg: MQTConfig, lm_head_positions: Literal["last", "all"] = "last", full_tower: bool = False
+) -> ModelShape:
     """The shape of an `MQTForConditionalGeneration` built from `cfg` (an `MQTConfig`).
 
     The vision config must be ViT-like (image_size, patch_size, hidden_size, num_hidden_layers,
-    intermediate_size); our model runs the whole tower, so every layer is counted.
+    intermediate_size). Our model runs the tower only up to `vision_feature_layer`, so only those
+    layers are counted; `full_tower=True` counts every layer (and SigLIP's pooling head), which is
+    what the released code and transformers' LLaVA run.
     """
     v, t = cfg.vision_config, cfg.text_config
     image_size, patch_size = v.image_size, v.patch_size
@@ -248,8 +253,8 @@ def from_config(cfg: MQTConfig, lm_head_positions: Literal["last", "all"] = "las
         channels=int(getattr(v, "num_channels", 3)),
         class_token=not siglip,
         feature_layer=int(cfg.vision_feature_layer),
-        run_all_layers=True,
-        attention_pool_head=siglip and bool(getattr(v, "vision_use_head", True)),
+        run_all_layers=full_tower,
+        attention_pool_head=full_tower and siglip and bool(getattr(v, "vision_use_head", True)),
     )
     q = cfg.query_transformer_config
     connector = MQTShape(

@@ -84,11 +84,34 @@ class MQTForConditionalGeneration(MQTPreTrainedModel, GenerationMixin):
         if pixel_values.ndim != 4:
             raise MQTError(f"pixel_values must be [images, channels, height, width], got {tuple(pixel_values.shape)}.")
         tower_dtype = next(self.vision_tower.parameters()).dtype
-        out = self.vision_tower(pixel_values.to(tower_dtype), output_hidden_states=True)
-        features = out.hidden_states[self.config.vision_feature_layer]  # [I, 1 + N, Cv] or [I, N, Cv]
+        pixel_values = pixel_values.to(tower_dtype)
+        features = self._tower_prefix(pixel_values)  # [I, 1 + N, Cv] or [I, N, Cv]
+        if features is None:  # a tower of unknown layout: run it all and pick the layer
+            out = self.vision_tower(pixel_values, output_hidden_states=True)
+            features = out.hidden_states[self.config.vision_feature_layer]
         if self.config.vision_feature_select_strategy == "default":
             features = features[:, 1:]  # [I, N, Cv], CLS dropped
         return features
+
+    def _tower_prefix(self, pixel_values: torch.Tensor) -> torch.Tensor | None:
+        """hidden_states[vision_feature_layer] of a CLIP/SigLIP-layout tower, running only the layers
+        it needs (the released code runs all of CLIP and drops the last layer's output: same
+        features, one layer of work saved). None when the tower has another layout."""
+        vision = getattr(self.vision_tower, "vision_model", self.vision_tower)  # transformers 5 flattens CLIP
+        layers = getattr(getattr(vision, "encoder", None), "layers", None)
+        if not isinstance(layers, nn.ModuleList) or not hasattr(vision, "embeddings"):
+            return None
+        k = int(self.config.vision_feature_layer)
+        k = k if k >= 0 else len(layers) + 1 + k  # hidden_states[k] is the output of k layers
+        if not 0 <= k <= len(layers):
+            raise MQTError(f"vision_feature_layer={self.config.vision_feature_layer} is outside the tower's {len(layers)} layers.")
+        hidden = vision.embeddings(pixel_values)  # [I, 1 + N, Cv] (CLIP) or [I, N, Cv] (SigLIP)
+        pre_norm = getattr(vision, "pre_layrnorm", None)  # CLIP only
+        if pre_norm is not None:
+            hidden = pre_norm(hidden)
+        for layer in layers[:k]:
+            hidden = layer(hidden, None)
+        return hidden
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """All M visual tokens of each image, [I, M, D]. Any budget m is the first m rows, which is
