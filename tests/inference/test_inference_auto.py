@@ -70,7 +70,7 @@ def test_auto_end_to_end_reuses_the_encoding_and_reports_budgets(tiny_model, pho
     prompt = processor.format_prompt("What is in the picture?")
     request = GenerationRequest(prompt, [photos["coffee"]], 0, SamplingParams(max_new_tokens=5))
     calls = []
-    handle = model.vision_tower.register_forward_hook(lambda *a: calls.append(1))
+    handle = model.vision_tower.embeddings.register_forward_hook(lambda *a: calls.append(1))  # runs once per tower pass
     try:
         never_sure = generate_auto(model, processor, request, ConfidenceEscalation(AutoBudgetConfig((2, 8, 16), 1.0)))
         always_sure = generate_auto(model, processor, request, ConfidenceEscalation(AutoBudgetConfig((2, 8, 16), 0.0)))

@@ -31,7 +31,7 @@ class TowerCalls:
 
     def __init__(self, model):
         self.count = 0
-        self.handle = model.vision_tower.register_forward_hook(self._hook)
+        self.handle = model.vision_tower.embeddings.register_forward_hook(self._hook)  # once per tower pass
 
     def _hook(self, module, args, output):
         self.count += args[0].shape[0]
