@@ -160,3 +160,24 @@ def test_tower_stops_at_the_feature_layer_with_identical_features(tiny, random_i
     assert torch.equal(features, full)
     layers = len(model.vision_tower.encoder.layers)
     assert calls_before_full == (1 if layer in (-1, layers) else 0)
+
+
+def test_siglip_tower_stops_at_the_feature_layer_with_identical_features(llama_tokenizer_dir):
+    """The same layer-by-layer path for a SigLIP tower (no CLS, no pre-norm, pooling head unused)."""
+    from mqt_vlm.modeling.builder import build_model, load_preset
+
+    torch.manual_seed(0)
+    preset = load_preset("tiny")
+    vision = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+              "num_hidden_layers": 3, "num_attention_heads": 4, "image_size": 56, "patch_size": 14}
+    model, _ = build_model(vision, preset["text_config"], str(llama_tokenizer_dir), preset["mqt_config"],
+                           vision_feature_select_strategy="full")
+    pixels = torch.randn(2, 3, 56, 56)
+    calls = []
+    handle = model.vision_tower.encoder.layers[-1].register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        features = model.eval().get_image_features(pixels)
+        handle.remove()
+        full = model.vision_tower(pixels, output_hidden_states=True).hidden_states[-2]
+    assert features.shape == (2, 16, 32) and torch.equal(features, full)
+    assert not calls  # the last layer never ran

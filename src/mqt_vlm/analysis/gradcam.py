@@ -29,16 +29,6 @@ from torch import nn
 from mqt_vlm.errors import MQTError, check_budget
 
 
-def feature_layer_index(model: Any) -> int:
-    """Index k into the tower's hidden_states (embeddings first) that the model reads."""
-    layers = int(model.config.vision_config.num_hidden_layers)
-    k = int(model.config.vision_feature_layer)
-    k = k if k >= 0 else layers + 1 + k
-    if not 0 <= k <= layers:
-        raise MQTError(f"vision_feature_layer={model.config.vision_feature_layer} is outside the tower's {layers} layers.")
-    return k
-
-
 def tower_layers(tower: nn.Module, num_layers: int) -> nn.ModuleList:
     """The tower's stack of transformer layers (CLIP, SigLIP and most ViTs keep one ModuleList)."""
     for name, module in tower.named_modules():
@@ -52,7 +42,7 @@ class CaptureFeatures:
     tracks gradients (a frozen tower would otherwise hand over a tensor with no graph)."""
 
     def __init__(self, model: Any) -> None:
-        k = feature_layer_index(model)
+        k = model.feature_layer_index()
         layers = tower_layers(model.vision_tower, int(model.config.vision_config.num_hidden_layers))
         # hidden_states[0] is the input of layer 0; hidden_states[k] (k >= 1) the output of layer k-1
         self.module = layers[0] if k == 0 else layers[k - 1]

@@ -93,6 +93,15 @@ class MQTForConditionalGeneration(MQTPreTrainedModel, GenerationMixin):
             features = features[:, 1:]  # [I, N, Cv], CLS dropped
         return features
 
+    def feature_layer_index(self) -> int:
+        """Index k >= 0 into the tower's hidden_states (embeddings first) that the MQT reads."""
+        layers = int(self.config.vision_config.num_hidden_layers)
+        k = int(self.config.vision_feature_layer)
+        k = k if k >= 0 else layers + 1 + k
+        if not 0 <= k <= layers:
+            raise MQTError(f"vision_feature_layer={self.config.vision_feature_layer} is outside the tower's {layers} layers.")
+        return k
+
     def _tower_prefix(self, pixel_values: torch.Tensor) -> torch.Tensor | None:
         """hidden_states[vision_feature_layer] of a CLIP/SigLIP-layout tower, running only the layers
         it needs (the released code runs all of CLIP and drops the last layer's output: same
@@ -101,10 +110,7 @@ class MQTForConditionalGeneration(MQTPreTrainedModel, GenerationMixin):
         layers = getattr(getattr(vision, "encoder", None), "layers", None)
         if not isinstance(layers, nn.ModuleList) or not hasattr(vision, "embeddings"):
             return None
-        k = int(self.config.vision_feature_layer)
-        k = k if k >= 0 else len(layers) + 1 + k  # hidden_states[k] is the output of k layers
-        if not 0 <= k <= len(layers):
-            raise MQTError(f"vision_feature_layer={self.config.vision_feature_layer} is outside the tower's {len(layers)} layers.")
+        k = self.feature_layer_index()  # hidden_states[k] is the output of k layers
         hidden = vision.embeddings(pixel_values)  # [I, 1 + N, Cv] (CLIP) or [I, N, Cv] (SigLIP)
         pre_norm = getattr(vision, "pre_layrnorm", None)  # CLIP only
         if pre_norm is not None:
