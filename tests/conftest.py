@@ -22,6 +22,17 @@ def llama_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make(tmp_path_factory.mktemp("tok"))
 
 
+@pytest.fixture(scope="module")
+def tiny_model(llama_tokenizer_dir: Path):
+    """(model, processor): one tiny random model shared by a module's tests (build it once; tests
+    must not change it)."""
+    from mqt_vlm.modeling.builder import build_from_preset
+
+    torch.manual_seed(0)
+    model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
+    return model.eval(), processor
+
+
 @pytest.fixture()
 def tiny(llama_tokenizer_dir: Path):
     """(model, processor): a freshly built tiny random model in eval mode (M = 16, 4x4 patches)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from mqt_vlm.errors import MQTError
 from mqt_vlm.inference import (
@@ -51,18 +50,6 @@ def test_policy_escalates_while_unsure_and_stops_at_the_top():
     assert first.next_budget([result(16, [0.9, 0.01, 0.01])], 256) is None
     assert confidence(result(16, [0.5, 0.5]), "mean_prob") == pytest.approx(0.5)
     assert confidence(result(16, []), "mean_prob") == 0.0
-
-
-@pytest.fixture(scope="module")
-def tiny_model(llama_tokenizer_dir):
-    from mqt_vlm.modeling.builder import build_from_preset
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops; see test_inference_batch.py
-    torch.manual_seed(0)
-    model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
-    yield model.eval(), processor
-    torch.set_num_threads(threads)
 
 
 def test_auto_end_to_end_reuses_the_encoding_and_reports_budgets(tiny_model, photos):

@@ -15,20 +15,6 @@ from mqt_vlm.inference.batch import prepare_request
 from mqt_vlm.inference.stopping import find_stop, held_back
 
 
-@pytest.fixture(scope="module")
-def tiny_model(llama_tokenizer_dir):
-    """One tiny model for the module, run on one thread: its matmuls are too small to split, and on
-    a busy 2-core machine two spinning threads per op made these tests six times slower."""
-    from mqt_vlm.modeling.builder import build_from_preset
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
-    yield model.eval(), processor
-    torch.set_num_threads(threads)
-
-
 def req(processor, image, m, question="What is this?", **params):
     images = [image] if image is not None else []
     return GenerationRequest(processor.format_prompt(question, with_image=image is not None), images, m,

@@ -14,18 +14,6 @@ from mqt_vlm.inference import GenerationRequest, SamplingParams, VisualTokenCach
 from mqt_vlm.inference.cache import image_digest
 
 
-@pytest.fixture(scope="module")
-def tiny_model(llama_tokenizer_dir):
-    from mqt_vlm.modeling.builder import build_from_preset
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops; see test_inference_batch.py
-    torch.manual_seed(0)
-    model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
-    yield model.eval(), processor
-    torch.set_num_threads(threads)
-
-
 class TowerCalls:
     """Counts vision-tower forward passes through a forward hook."""
 

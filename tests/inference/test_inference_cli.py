@@ -19,8 +19,6 @@ def saved(llama_tokenizer_dir, tmp_path_factory, photos):
     from mqt_vlm.loading import load_model
     from mqt_vlm.modeling.builder import build_from_preset
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops; see test_inference_batch.py
     torch.manual_seed(0)
     model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
     folder = tmp_path_factory.mktemp("tiny-model")
@@ -30,7 +28,6 @@ def saved(llama_tokenizer_dir, tmp_path_factory, photos):
     photos["coffee"].save(image)
     loaded, loaded_processor = load_model(folder)
     yield folder, image, loaded, loaded_processor
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

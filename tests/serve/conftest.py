@@ -64,12 +64,9 @@ def image_message(url: str | list[str], question: str) -> list[dict[str, Any]]:
 def tiny_serving_model(llama_tokenizer_dir):
     from mqt_vlm.modeling.builder import build_from_preset
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: one thread is faster, and the server's threads share 2 cores
     torch.manual_seed(0)
     model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
     yield model.eval(), processor
-    torch.set_num_threads(threads)
 
 
 def start_server(app: Any) -> tuple[Any, threading.Thread, str]:
