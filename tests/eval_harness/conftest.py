@@ -248,9 +248,10 @@ def build_synthetic(root: Path, truth: dict) -> None:
     from mqt_vlm.data.synthetic import SynthConfig, write_dataset
 
     write_dataset(root / "synthetic", SynthConfig(seed=3, n_images=10, image_size=64), progress=False)
-    for line in (root / "synthetic" / "test_questions.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        truth["synthetic"][record["question_id"]] = (record["answer"], record["question_type"])
+    for name in ("test_questions.jsonl", "test_describe.jsonl"):
+        for line in (root / "synthetic" / name).read_text().splitlines():
+            record = json.loads(line)
+            truth["synthetic"][record["question_id"]] = (record["answer"], record["question_type"])
 
 
 BUILDERS = (build_pope, build_mme, build_gqa, build_scienceqa, build_mmbench, build_textvqa, build_vqav2,

@@ -22,6 +22,10 @@ Files written by `write_dataset(DIR, config)`:
 `question_type`, `answer`, `question`, `image_index` fields), `val_questions.jsonl` /
 `test_questions.jsonl` (LLaVA eval layout: question_id, image, text, answer, question_type),
 `scenes.json` (every scene graph, so answers can be re-derived) and `meta.json`.
+Describe-every-cell (`describe_scene`, "row 1, column 1: none. row 1, column 2: red circle. ..."):
+`describe_train.json` (stage-1 captions, human "<image>") and `val_describe.jsonl` /
+`test_describe.jsonl` (one `DESCRIBE_PROMPT` per image, answer = the description, question_type
+"describe"), scored per cell by the synthetic benchmark.
 """
 
 from __future__ import annotations
@@ -40,12 +44,15 @@ from mqt_vlm.data.synthetic_scene import (
     SceneObject,
     SynthConfig,
     caption_for_scene,
+    describe_scene,
     generate_scene,
+    parse_description,
     render_scene,
     scene_rng,
 )
 
 __all__ = [
+    "DESCRIBE_PROMPT",
     "QUESTION_TYPES",
     "Question",
     "Scene",
@@ -54,7 +61,9 @@ __all__ = [
     "answer_vocabulary",
     "assign_splits",
     "caption_for_scene",
+    "describe_scene",
     "generate_scene",
+    "parse_description",
     "questions_for_scene",
     "render_scene",
     "scene_rng",
@@ -63,6 +72,7 @@ __all__ = [
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+DESCRIBE_PROMPT = "Describe every cell."
 # (row step, column step) to walk from the referent towards the answer object.
 DIRECTIONS: dict[str, tuple[int, int]] = {
     "left of": (0, -1),
@@ -286,6 +296,7 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, progress: bool = Tru
     width = max(6, len(str(config.n_images - 1)))
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     captions: list[dict[str, Any]] = []
+    describes: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     scenes: list[dict[str, Any]] = []
     yes_minus_no = {s: 0 for s in SPLITS}  # per split, to steer yes/no balance
     for index in tqdm(range(config.n_images), desc="synth", disable=not progress):
@@ -306,6 +317,8 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, progress: bool = Tru
                     "image_index": index,
                 }
             )
+        describes[split].append({"id": f"synth-{name}-describe", "image": image, "description": describe_scene(scene),
+                                 "image_index": index})
         q_rng = scene_rng(config.seed, index, "questions")
         questions = questions_for_scene(scene, q_rng, config, first_yes=yes_minus_no[split] <= 0)
         for k, q in enumerate(questions):
@@ -314,6 +327,14 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, progress: bool = Tru
                 yes_minus_no[split] += 1 if q.answer == "yes" else -1
 
     _write_json(out / "captions_train.json", captions)
+    _write_json(out / "describe_train.json", [
+        {"id": d["id"], "image": d["image"], "image_index": d["image_index"], "conversations": [
+            {"from": "human", "value": "<image>"}, {"from": "gpt", "value": d["description"]}]}
+        for d in describes["train"]])
+    for split in ("val", "test"):
+        lines = [json.dumps({"question_id": d["id"], "image": d["image"], "text": DESCRIBE_PROMPT,
+                             "answer": d["description"], "question_type": "describe"}) for d in describes[split]]
+        (out / f"{split}_describe.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     for split in SPLITS:
         _write_json(out / f"{split}.json", records[split])
     for split in ("val", "test"):

@@ -255,5 +255,32 @@ def caption_for_scene(scene: Scene) -> str:
     return f"{article} {grid} with {listed}."
 
 
+def describe_scene(scene: Scene) -> str:
+    """Every cell in reading order, key first: "row 1, column 1: none. row 1, column 2: red circle. ..."
+
+    The describe-every-cell form is both the stage-1 caption and a benchmark scored per cell. Key
+    first (cell, then content) so that naming a cell is immediately followed by what is in it: the
+    pattern an LM learns to retrieve by, unlike `caption_for_scene`, which names the content first.
+    """
+    parts = []
+    for row in range(1, scene.grid + 1):
+        for col in range(1, scene.grid + 1):
+            obj = scene.at(row, col)
+            parts.append(f"row {row}, column {col}: {'none' if obj is None else f'{obj.colour} {obj.shape}'}.")
+    return " ".join(parts)
+
+
+def parse_description(text: str, grid: int) -> dict[tuple[int, int], str]:
+    """(row, col) -> "colour shape" / "none" for each cell a description names (first mention wins)."""
+    import re
+
+    found: dict[tuple[int, int], str] = {}
+    for match in re.finditer(r"row (\d+), column (\d+):\s*([^.]*)", text):
+        key = (int(match.group(1)), int(match.group(2)))
+        if 1 <= key[0] <= grid and 1 <= key[1] <= grid and key not in found:
+            found[key] = " ".join(match.group(3).split()).lower()
+    return found
+
+
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"

@@ -24,7 +24,7 @@ def parse_budgets(text: str) -> list[int]:
 
 
 def evaluate(
-    model: str = typer.Option(..., help="Model folder (save_pretrained / mqt convert / mqt train) or builtin:NAME."),
+    model: str = typer.Option("builtin:shapes", help="Model folder (save_pretrained / mqt convert / mqt train) or builtin:NAME."),
     benchmarks: str = typer.Option(..., help="Comma-separated: vqav2, gqa, vizwiz, textvqa, pope, mme, scienceqa, "
                                              "mmbench, mmbench_cn, seed, mmmu, llavabench, mmvet, synthetic."),
     budgets: str = typer.Option(DEFAULT_BUDGETS, help="Comma-separated visual-token budgets m (each 1..M)."),
@@ -32,7 +32,7 @@ def evaluate(
                                              "a folder written by `mqt data synth` for the synthetic benchmark."),
     out: Path = typer.Option(..., help="Output folder; rerunning into it resumes and skips finished predictions."),
     limit: int | None = typer.Option(None, help="Only the first N questions per benchmark (per POPE split and "
-                                                "per MME task), for quick runs."),
+                                                "per MME task, per synthetic question type), for quick runs."),
     batch_size: int = typer.Option(8, help="Questions per generate call (1 = LLaVA's one-at-a-time decoding)."),
     baseline: str | None = typer.Option(None, help="Published numbers to compare with: 'paper' (MQT-LLaVA-7B and "
                                                    "LLaVA-1.5-7B, shipped) or a CSV with model,benchmark,metric,"
