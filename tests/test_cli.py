@@ -32,7 +32,10 @@ def test_console_script_is_installed():
 def test_demo_runs_on_tiny_random_model(runner):
     result = runner.invoke(build_app(), ["demo", "--model", "tiny-random", "--budgets", "2,16"])
     assert result.exit_code == 0, result.output
-    assert "budget" in result.output and "correct by budget: m=2: 0/1, m=16: 0/1" in result.output
+    assert "accuracy by budget over 1 questions" in result.output
+    # one row per budget in the summary, and one vision-tower pass for the image at both budgets
+    assert "\n  2        0.0" in result.output and "\n 16        0.0" in result.output
+    assert "vision tower passes: 1 for 1 images at 2 budgets" in result.output
 
 
 def test_convert_command_and_mqt_error_exit_code(tmp_path, llama_tokenizer_dir, capsys):

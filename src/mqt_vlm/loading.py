@@ -19,7 +19,12 @@ def builtin_dir(name: str) -> Path:
     folder = Path(str(resources.files("mqt_vlm"))) / "builtin" / name
     if not (folder / "config.json").is_file():
         available = sorted(p.name for p in folder.parent.iterdir() if (p / "config.json").is_file()) if folder.parent.is_dir() else []
-        raise MQTError(f"No built-in model {name!r}; available: {available or 'none'}.")
+        raise MQTError(
+            f"No built-in model {name!r}; available: {', '.join(available) or 'none'}. Built-in models are made by "
+            "the CPU reproduction: `make pretrain-lm` builds shapes-base and `make reproduce` (python -m "
+            "mqt_vlm.repro --install-builtin) trains shapes from it (docs/reproduction.md); any folder written "
+            "by `mqt train` or `save_pretrained` works as --model too."
+        )
     return folder
 
 

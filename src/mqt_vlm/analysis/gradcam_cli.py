@@ -109,10 +109,10 @@ def plot_attention(model: Any, view: Any, pixel_values: Any, queries: list[int],
 
 
 def gradcam(
-    model: str = typer.Option(..., help="An mqt_vlm model folder or builtin:NAME."),
+    model: str = typer.Option("builtin:shapes", help="An mqt_vlm model folder or builtin:NAME."),
     image: Path = typer.Option(..., help="Image file to explain."),
     prompt: str = typer.Option("What is in the image?", help="Question (put in the chat template) or a full prompt with <image>."),
-    budgets: str = typer.Option("8,16,64,256", help="Comma-separated budgets, one panel each (each <= M)."),
+    budgets: str = typer.Option("2,8,M", help="Comma-separated budgets, one panel each (each <= M; M = all queries)."),
     out: Path = typer.Option(Path("gradcam.png"), help="PNG file to write."),
     target_token: int | None = typer.Option(None, help="Explain visual token K (the norm of MQT output row K) instead of the answer's first token."),
     attention: bool = typer.Option(False, help="Draw the MQT's per-query attention maps instead of Grad-CAM."),
@@ -133,6 +133,7 @@ def gradcam(
         pixel_values = processor.image_processor(picture)["pixel_values"]
         written = plot_attention(vlm, model_view(pixel_values, processor.image_processor), pixel_values, chosen, out)
     else:
-        view, results = explain(vlm, processor, picture, prompt, parse_budgets(budgets), target_token)
+        chosen_budgets = parse_budgets(",".join(str(vlm.num_queries) if b.strip().upper() == "M" else b for b in budgets.split(",")))
+        view, results = explain(vlm, processor, picture, prompt, chosen_budgets, target_token)
         written = plot_gradcam(view, results, f"Grad-CAM at vision layer {vlm.config.vision_feature_layer}: {prompt!r}", out)
     typer.echo(f"wrote {written}")
