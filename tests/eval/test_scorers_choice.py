@@ -1,7 +1,8 @@
 """ScienceQA and MMBench option parsing against hand-derived values from the official rules.
 
-Reference files: LLaVA llava/eval/eval_science_qa.py; VLMEvalKit vlmeval/utils/matching_util.py
-(can_infer*) and vlmeval/evaluate/multiple_choice.py (circular evaluation, exact matching).
+Reference files: LLaVA llava/eval/eval_science_qa.py; OpenCompass tools/eval_mmbench.py (2023:
+can_infer*, circular evaluation without the GPT fallback). tests/eval/test_scorers_differential.py runs
+the same scorers against literal ports of those files.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ from mqt_vlm.eval.scorers import (
         ("The answer is (A).", 4, None),
         ("The answer is F.", 5, None),  # F is not among A-E
         ("A. The answer is B.", 4, 0),  # rule 2 wins over rule 3
+        (None, 4, None),  # no prediction: LLaVA's "FAILED" stand-in, a failed parse (not a TypeError)
     ],
 )
-def test_scienceqa_choice(prediction: str, num_choices: int, expected: int | None) -> None:
+def test_scienceqa_choice(prediction: str | None, num_choices: int, expected: int | None) -> None:
     assert scienceqa_choice(prediction, num_choices) == expected
 
 
@@ -97,8 +99,8 @@ OPTIONS = {"A": "cat", "B": "dog", "C": "red", "D": "red car"}
         ("C.", "C"),
         ("D)", "D"),
         ("B: dog", "B"),
-        ("**B**", "B"),
-        ("[C]", "C"),
+        ("**B**", None),  # no prefix/suffix pattern has "*"; "**b**" holds no option text
+        ("[C]", None),  # nor "[" / "]"
         ("Answer: C", "C"),
         ("The answer is B", "B"),
         ("I think the answer is C", "C"),  # "I" is not an option letter
@@ -112,25 +114,28 @@ OPTIONS = {"A": "cat", "B": "dog", "C": "red", "D": "red car"}
         ("red car", None),  # both "red" and "red car" are substrings: ambiguous
         ("A or B", None),  # two letters; no option text inside "a or b"
         ("A\nB", None),
-        ("E", None),  # not an option here
-        ("Z", "Z"),  # explicit "none of these"
-        ("Cannot determine the answer", "Z"),
-        ("I'm sorry, but without the image provided, I can't tell.", "Z"),
+        ("E", "E"),  # the letter candidates are always A-E: read as E, which is then wrong
+        ("A dog is here", "B"),  # > 3 tokens: the lone "A" is taken for an article; text rule -> dog
+        ("The answer is (C).", "C"),  # prefix/suffix pattern ("(", ").")
+        ("Z", None),  # no "none of these" letter in the 2023 rules
+        ("Cannot determine the answer", None),  # no refusal rule in the 2023 rules
+        ("I'm sorry, but without the image provided, I can't tell.", None),
         ("Failed to obtain answer via API: dog", "B"),  # letter rule skipped, text rule still runs
-        ("", None),
+        ("", None),  # read as "nan" (the .xlsx round trip), which holds no option text here
     ],
 )
 def test_mmbench_choice(prediction: str, expected: str | None) -> None:
     assert mmbench_choice(prediction, dict(OPTIONS)) == expected
 
 
-def test_mmbench_choice_ignores_absent_options() -> None:
+def test_mmbench_choice_absent_options() -> None:
     options = {"A": "cat", "B": "dog", "C": None, "D": ""}
-    assert mmbench_choice("C", options) is None  # type: ignore[arg-type]
-    assert mmbench_choice("D", options) is None  # type: ignore[arg-type]
-    # an empty option text would otherwise be a substring of everything
+    # letters of absent options are still read (the candidates are always A-E) ...
+    assert mmbench_choice("C", options) == "C"  # type: ignore[arg-type]
+    assert mmbench_choice("D", options) == "D"  # type: ignore[arg-type]
+    assert mmbench_choice("B", {"A": "cat", "B": math.nan}) == "B"  # type: ignore[dict-item]
+    # ... but an absent option's text never matches (an empty text would be inside everything)
     assert mmbench_choice("a dog", options) == "B"  # type: ignore[arg-type]
-    assert mmbench_choice("B", {"A": "cat", "B": math.nan}) is None  # type: ignore[dict-item]
 
 
 def test_mmbench_choice_does_not_mutate_and_checks_keys() -> None:
@@ -139,6 +144,8 @@ def test_mmbench_choice_does_not_mutate_and_checks_keys() -> None:
     assert options == {"A": "Cat", "B": "Dog"}  # the original lower-cased the caller's dict
     with pytest.raises(MQTError):
         mmbench_choice("A", {"AA": "cat"})
+    with pytest.raises(MQTError):
+        mmbench_choice("A", {"E": "cat"})  # MMBench options are A-D
 
 
 # ---------------------------------------------------------------- MMBench circular evaluation

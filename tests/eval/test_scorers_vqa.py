@@ -1,7 +1,9 @@
 """VQAv2 / VizWiz / TextVQA scorers against hand-derived values from the official rules.
 
-Reference files: GT-Vision-Lab/VQA vqaEval.py (VQAv2), the VizWiz vqaEval fork, LLaVA's
-llava/eval/m4c_evaluator.py (EvalAIAnswerProcessor + TextVQAAccuracyEvaluator).
+Reference files: GT-Vision-Lab/VQA vqaEval.py (VQAv2, 2021 version), the VizWiz vqaEval fork, LLaVA's
+llava/eval/m4c_evaluator.py (EvalAIAnswerProcessor + TextVQAAccuracyEvaluator) and
+scripts/convert_vqav2_for_submission.py. tests/eval/test_scorers_differential.py runs the same scorers
+against literal ports of those files.
 """
 
 from __future__ import annotations
@@ -116,20 +118,27 @@ def test_vqa_prediction_is_normalised() -> None:
 
 
 def test_vqa_unanimous_answers_stay_raw() -> None:
-    # all 10 agree -> no processing of the human answers at all
+    # all 10 agree -> neither the human answers nor the submitted answer are normalised by vqaEval;
+    # by default the submitted answer is LLaVA's post-processed one
     assert vqa_accuracy("2", ["two"] * 10) == 0.0
-    assert vqa_accuracy("t-shirt", ["t-shirt"] * 10) == 0.0  # prediction becomes "t shirt"
-    assert vqa_accuracy("Yes", ["Yes"] * 10) == 0.0  # prediction lower-cased, answers not
-    assert vqa_accuracy("dont", ["dont"] * 10) == 0.0  # prediction becomes "don't"
+    assert vqa_accuracy("t-shirt", ["t-shirt"] * 10) == 0.0  # LLaVA submits "t shirt"
+    assert vqa_accuracy("t-shirt", ["t-shirt"] * 10, raw=True) == 1.0
+    assert vqa_accuracy("Yes", ["Yes"] * 10) == 0.0  # LLaVA submits "yes"; the answers stay "Yes"
+    assert vqa_accuracy("Yes", ["Yes"] * 10, raw=True) == 1.0
+    assert vqa_accuracy("Yes", ["yes"] * 10) == 1.0
+    assert vqa_accuracy("Yes", ["yes"] * 10, raw=True) == 0.0
+    assert vqa_accuracy("dont", ["dont"] * 10) == 0.0  # LLaVA submits "don't"
 
 
-def test_vqa_disagreeing_answers_get_punctuation_only() -> None:
+def test_vqa_disagreeing_answers_are_fully_normalised() -> None:
+    # vqaEval (2021): with disagreeing human answers, both sides get punctuation + digits/articles
     # 9 x "t-shirt" -> "t shirt" (they disagree with "shirt"), 9 matches -> 1.0
     assert vqa_accuracy("t-shirt", ["t-shirt"] * 9 + ["shirt"]) == 1.0
-    # human "two" is never digit-mapped, so prediction "two" -> "2" matches only the 3 "2"s
-    assert vqa_accuracy("two", ["2"] * 3 + ["two"] * 7) == pytest.approx(0.9)
-    # human "a dog" keeps its article; prediction "A dog" -> "dog" matches the single "dog"
-    assert vqa_accuracy("A dog", ["a dog"] * 4 + ["dog"] + ["cat"] * 5) == pytest.approx(0.3)
+    # human "two" becomes "2" too: all 10 match
+    assert vqa_accuracy("two", ["2"] * 3 + ["two"] * 7) == 1.0
+    # human "a dog" loses its article: 5 matches
+    assert vqa_accuracy("A dog", ["a dog"] * 4 + ["dog"] + ["cat"] * 5) == 1.0
+    assert vqa_accuracy("an apple", ["apple", "the apple", "Apple"] + ["pear"] * 7) == pytest.approx(0.9)
     # "1,000" -> "1000" among human answers: 2 + 2 matches
     assert vqa_accuracy("1000", ["1,000"] * 2 + ["1000"] * 2 + ["many"] * 6) == 1.0
 
@@ -157,6 +166,7 @@ def test_vqa_bad_inputs() -> None:
 def test_vizwiz_never_normalises_human_answers() -> None:
     # VQAv2 would punctuate the disagreeing answers and give 1.0; VizWiz compares raw: 0 matches
     assert vizwiz_accuracy("t-shirt", ["t-shirt"] * 9 + ["shirt"]) == 0.0
+    assert vizwiz_accuracy("t-shirt", ["t-shirt"] * 9 + ["shirt"], raw=True) == 0.0
     assert vizwiz_accuracy("Unanswerable", ["unanswerable"] * 10) == 1.0
     assert vizwiz_accuracy("cat", ["cat"] * 2 + ["dog"] * 8) == pytest.approx(0.6)
 

@@ -43,6 +43,8 @@ class Scripted:
             return f"{meta['answer']}." if budget == 16 else "A"
         if "answers" in meta:  # TextVQA
             return meta["answers"][0].upper() if budget == 16 else "nikon"
+        if item.subset == "describe":  # synthetic descriptions, scored per cell
+            return meta["answer"] if budget == 16 else "none"
         if "answer" in meta and item.subset in ("global", "count", "cell", "relation"):  # synthetic
             return meta["answer"].capitalize() + "." if budget == 16 else "none"
         if "answer" in meta:  # GQA
@@ -91,10 +93,12 @@ def test_metrics_equal_the_hand_computation(eval_data, tmp_path: Path) -> None:
     }
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-3), key
-    answers = [a for a, _ in truth["synthetic"].values()]
+    answers = [a for a, t in truth["synthetic"].values() if t != "describe"]
     assert got[("synthetic", "accuracy", 2)] == pytest.approx(100 * answers.count("none") / len(answers), abs=1e-3)
-    types = {t for _, t in truth["synthetic"].values()}
+    types = {t for _, t in truth["synthetic"].values() if t != "describe"}
     assert {("synthetic", f"accuracy_{t}", 16) for t in types} <= set(got)
+    # descriptions are scored per cell, apart from the question accuracy: all right at 16, none at 2
+    assert got[("synthetic", "describe_cell", 16)] == 100.0 and got[("synthetic", "describe_cell", 2)] == 0.0
     assert not any(b == "vqav2" for b, _, _ in got)  # no public answers, no score
     # the paper average over the 7 of 11 tasks present, MME-P / 20 and MME-C / 8
     tasks = [got[("scienceqa", "img_accuracy", 2)], got[("gqa", "accuracy", 2)], 100 / 20, 50 / 8,

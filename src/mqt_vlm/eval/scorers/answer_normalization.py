@@ -1,13 +1,16 @@
 """VQA answer normalisation shared by the VQAv2, VizWiz and TextVQA scorers.
 
-Two official normalisers exist, and their small differences move scores:
+Three official normalisers exist, and their small differences move scores:
 
-* `vqaEval.py` (GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py, Python 3 version):
-  `processPunctuation` then `processDigitArticle`. The VQAv2 and VizWiz servers apply it to predictions.
+* `vqaEval.py` (GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py): `processPunctuation`
+  then `processDigitArticle` (`normalize_vqa_eval_answer`). The VQAv2 server applies it to the
+  submitted answer and to the human answers, but only for questions whose human answers disagree.
+* The VizWiz-VQA tool (Qing Li's vqaEval.py fork): the same two steps on the submitted answer only,
+  with a contraction table whose apostrophes are mostly curly (`VIZWIZ_CONTRACTIONS`).
 * `EvalAIAnswerProcessor` (LLaVA llava/eval/m4c_evaluator.py, copied from mmf's
-  pythia/tasks/processors.py): lower-cases, deletes every "," and "?", splits "'s" into " 's", then runs
-  the same two steps. LLaVA runs it on predictions before a VQAv2/VizWiz submission, and the m4c
-  TextVQA evaluator runs it on both predictions and ground truths.
+  pythia/tasks/processors.py; `normalize_vqa_answer`): lower-cases, deletes every "," and "?", splits
+  "'s" into " 's", then runs the same two steps. LLaVA runs it on predictions before a VQAv2/VizWiz
+  submission, and the m4c TextVQA evaluator runs it on both predictions and ground truths.
 
 Quirks reproduced on purpose (each one changes some answer somewhere):
 
@@ -25,11 +28,18 @@ Quirks reproduced on purpose (each one changes some answer somewhere):
    is lower-cased first, and "somebody'd" maps to "somebodyd" (backwards, as in the original).
 5. Number words map to digits only for "zero".."ten" and "none" -> "0"; "a", "an", "the" are dropped.
 6. EvalAI's digit-comma-digit test never fires: its tokenizer already deleted every comma.
+7. VizWiz's table writes most results with U+2019 ("dont" -> "don’t"), so a raw "dont" no longer
+   matches a human "don't" there; a few entries stayed straight (see `VIZWIZ_CONTRACTIONS`).
+
+Python 3 semantics throughout (`\\d` matches any Unicode decimal digit, `str.split()` splits on Unicode
+whitespace), as in the Python 3 tools. The VQA repository's file is Python 2, where `\\d` without
+re.UNICODE matches only 0-9: the two differ only for non-ASCII digits next to "," or ".".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@",
                "`", ",", "?", "!")
@@ -72,6 +82,17 @@ CONTRACTIONS = {
     "you'dve": "you'd've", "youll": "you'll", "youre": "you're", "youve": "you've",
 }
 
+_CURLY_APOSTROPHE = "\u2019"
+# The VizWiz tool's table is vqaEval's with every apostrophe made curly, except for two keys and eight
+# values that kept the straight one (checked entry by entry against the tool by the differential tests).
+_VIZWIZ_STRAIGHT_KEYS = frozenset({"couldn'tve", "hadn'tve"})
+_VIZWIZ_STRAIGHT_VALUES = frozenset({"aint", "arent", "cant", "couldve", "couldnt", "weve", "wheres", "whove"})
+VIZWIZ_CONTRACTIONS = {
+    (key if key in _VIZWIZ_STRAIGHT_KEYS else key.replace("'", _CURLY_APOSTROPHE)):
+        (value if key in _VIZWIZ_STRAIGHT_VALUES else value.replace("'", _CURLY_APOSTROPHE))
+    for key, value in CONTRACTIONS.items()
+}
+
 # vqaEval's test `(\d)(\,)(\d)` and EvalAI's `(?<=\d)(\,)+(?=\d)` differ only on "1,,2"; both are kept.
 VQA_EVAL_COMMA_DIGITS = re.compile(r"(\d)(,)(\d)")
 EVALAI_COMMA_DIGITS = re.compile(r"(?<=\d)(,)+(?=\d)")
@@ -92,17 +113,22 @@ def process_punctuation(text: str, comma_digits: re.Pattern[str] = VQA_EVAL_COMM
     return _PERIOD.sub("", out, count=_MAX_PERIODS_REMOVED)
 
 
-def process_digit_article(text: str) -> str:
+def process_digit_article(text: str, contractions: Mapping[str, str] = CONTRACTIONS) -> str:
     """`processDigitArticle`: lower-case, number words to digits, drop articles, map contractions."""
     words = [NUMBER_WORDS.get(word, word) for word in text.lower().split()]
     kept = [word for word in words if word not in ARTICLES]
-    return " ".join(CONTRACTIONS.get(word, word) for word in kept)
+    return " ".join(contractions.get(word, word) for word in kept)
 
 
-def normalize_vqa_eval_prediction(prediction: str) -> str:
-    """What vqaEval.py does to a submitted answer before comparing it with the human answers."""
-    text = prediction.replace("\n", " ").replace("\t", " ").strip()
-    return process_digit_article(process_punctuation(text))
+def clean_whitespace(text: str) -> str:
+    """Newlines and tabs to spaces, then strip: every VQA tool's first step on an answer."""
+    return text.replace("\n", " ").replace("\t", " ").strip()
+
+
+def normalize_vqa_eval_answer(answer: str, contractions: Mapping[str, str] = CONTRACTIONS) -> str:
+    """vqaEval's full normalisation of one (already whitespace-cleaned) answer: punctuation, then
+    digits / articles / contractions."""
+    return process_digit_article(process_punctuation(answer), contractions)
 
 
 def normalize_vqa_answer(answer: str) -> str:
@@ -112,5 +138,4 @@ def normalize_vqa_answer(answer: str) -> str:
     "," and "?" up front and splitting "'s" off ("dog's" -> "dog 's").
     """
     text = answer.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
-    text = text.replace("\n", " ").replace("\t", " ").strip()
-    return process_digit_article(process_punctuation(text, EVALAI_COMMA_DIGITS))
+    return process_digit_article(process_punctuation(clean_whitespace(text), EVALAI_COMMA_DIGITS))

@@ -1,8 +1,9 @@
 """GQA correctness, reproducing LLaVA's conversion plus the official GQA evaluation.
 
-Sources: LLaVA scripts/convert_gqa_for_eval.py (`text.rstrip('.').lower()`, written as
-{"questionId", "prediction"}) and the GQA eval.py from gqadataset.org (`correct = (predicted == gold)`,
-averaged over the balanced questions; testdev_balanced is all balanced).
+Sources: LLaVA scripts/convert_gqa_for_eval.py (commit ce1aa08d129bd7df931a7067bcb79cf3cb3a1af5;
+`text.rstrip('.').lower()`, written as {"questionId", "prediction"}) and the GQA eval.py from
+gqadataset.org (`correct = (predicted == gold)`, averaged over the balanced questions;
+testdev_balanced is all balanced).
 
 Quirks reproduced: only trailing periods are stripped, never whitespace, so "yes. " and "yes.\\n"
 stay wrong; a leading space stays wrong; no articles, punctuation or number words are normalised

@@ -1,25 +1,41 @@
 """MMBench option extraction and circular accuracy, reproducing the rule-based MMBench evaluation.
 
-Sources: open-compass/VLMEvalKit vlmeval/utils/matching_util.py (`can_infer`, `can_infer_option`,
-`can_infer_text`, the version without the later answer-length guard and letter-position check) and
-vlmeval/evaluate/multiple_choice.py (`prefetch_sub_data`, `eval_data_groups`, `report_acc`) run in
-its `exact_matching` mode, i.e. with no GPT judge. The MMBench server (whose numbers LLaVA-1.5 reports)
-runs the same rules first and only asks ChatGPT when they fail; LLaVA's "answer with the option's
-letter" prompt makes that fallback rare, and here such a question simply counts as wrong.
+Source: open-compass/opencompass tools/eval_mmbench.py, commit 6ca2be6626297b06088f0c4aabcfc30426341d78
+(2023-08-07, "Add scripts to evaluate MMBench"): `can_infer_option`, `can_infer_text`, `can_infer`,
+`build_choices`, `prefetch_answer`, `eval_sub_data` and `eval_result`. That is the MMBench team's
+evaluation of the dev split from the time LLaVA-1.5 was scored (LLaVA uploads an .xlsx through
+scripts/convert_mmbench_for_submission.py). It runs these rules first and only asks ChatGPT
+(gpt-3.5-turbo-0613) when they fail, with a random letter after three failed tries; LLaVA's "answer
+with the option's letter" prompt makes that fallback rare, and here such a question counts as wrong.
+Later VLMEvalKit versions changed the rules (refusal phrases -> "Z", separators stripped, ...); they
+are not what this reproduces.
 
-`mmbench_choice` rules:
-1. `can_infer_option`: an answer holding one of the refusal phrases (e.g. "Cannot determine the
-   answer") is "Z". Otherwise replace each of `.()[],:;!*#{}` with a space, split on whitespace, and
-   count which option letters appear as whole tokens: exactly one -> that letter; none but a "Z"
-   token -> "Z"; otherwise no decision.
-2. `can_infer_text`: lower-case both sides; if exactly one option's text is a substring of the
-   answer -> that letter.
+`mmbench_choice` rules, first decision wins:
+1. `can_infer_option`. An answer holding "Failed to obtain answer via API" skips this rule. The
+   answer is split on whitespace into tokens; the candidates are always the letters A-E, whatever
+   options the question has.
+   a. If exactly one candidate letter is a whole token, that letter -- unless it is "A" and there are
+      more than 3 tokens (then "A" is taken for an article and the rule goes on to b).
+   b. For each (prefix, suffix) in this order: ("", "."), ("", ","), ("", ":"), ("", ")"), ("", ")."),
+      ("(", ")"), ("(", ")."), (":", ""), (":", ","), (":", "."), (":", ")"), (":", ").") -- if exactly
+      one candidate letter appears as the token prefix+letter+suffix, that letter. A pattern matching
+      zero or several letters is skipped, not fatal.
+2. `can_infer_text`: lower-case both sides; if exactly one present option's text (A-D only) is a
+   substring of the answer -> that letter.
 3. Otherwise None (the original returns False).
 
-Quirks reproduced: the article in "A dog" is read as option A; "The answer is A" gives A but
-"a" / "(a)" (lower case) give nothing from rule 1; two letters ("A or B", "A\\nB") give nothing from
-rule 1 and fall through to rule 2; an option text that is part of another ("red" in "red car") makes
-rule 2 ambiguous; "Z" is a legal return meaning "none of the options" (never correct).
+Quirks reproduced: "E" (or "C" on a two-option question) is read as that letter, and is then simply
+wrong; "A dog" (2 tokens) is A, but "A dog is here" (4 tokens) skips the bare "A" and falls through
+to the text rule (-> the dog option); "The answer is A" (4 tokens) is not read by rule 1a, but
+"The answer is (A)." is, by pattern ("(", ")."); "A or B" and "A\\nB" give nothing from rule 1; "B.",
+"(B)" and "Answer: B" match but "**B**", "[B]", "b" and "(b)" do not (lower case is never a letter);
+an option text inside another ("red" in "red car") makes rule 2 ambiguous; an empty option text is
+never used (the .xlsx round trip turns it into an empty cell, i.e. no option).
+
+Missing predictions: the server reads the uploaded .xlsx with pandas and applies `str()` to every
+prediction cell, so a missing or empty prediction becomes the text "nan" (None, NaN and "" are read
+that way here). pandas also reads a few other exact cell texts ("NA", "N/A", "null", "NaN", and from
+pandas 2.0 "None") as empty; those are not emulated.
 
 Circular evaluation: every MMBench question comes with rotated copies whose `index` differs by
 multiples of 1,000,000 (same `index % 1_000_000`). A question counts as correct only if every copy
@@ -29,47 +45,47 @@ present is answered correctly; only groups whose original (index < 1,000,000) is
 from __future__ import annotations
 
 import math
-import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from mqt_vlm.errors import MQTError
 
 CIRCULAR_OFFSET = 1_000_000
-_REFUSALS = (
-    "Sorry, I can't help with images of people yet.",
-    "I can't process this file.",
-    "I'm sorry, but without the image provided",
-    "Cannot determine the answer",
-)
+CANDIDATE_LETTERS = ("A", "B", "C", "D", "E")
+OPTION_LETTERS = ("A", "B", "C", "D")
 _API_FAILURE = "Failed to obtain answer via API"
-_SEPARATORS = ".()[],:;!*#{}"
+_AFFIXES = (
+    ("", "."), ("", ","), ("", ":"), ("", ")"), ("", ")."), ("(", ")"), ("(", ")."),
+    (":", ""), (":", ","), (":", "."), (":", ")"), (":", ")."),
+)
+_ARTICLE_MIN_TOKENS = 4  # "A" is an article, not an option, once the answer has more than 3 tokens
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 
 def _present_options(options: Mapping[str, object]) -> dict[str, str]:
-    """Drop options that are absent in the TSV sense (None, NaN, empty), like `build_choices`."""
+    """Option texts by letter, without absent ones (None, NaN, ""), like `build_choices`."""
     present = {}
     for letter, text in options.items():
-        if letter not in string.ascii_uppercase or len(letter) != 1:
-            raise MQTError(f"MMBench option keys are single capital letters, got {letter!r}.")
-        if text is None or (isinstance(text, float) and math.isnan(text)) or text == "":
-            continue
-        present[letter] = str(text)
+        if letter not in OPTION_LETTERS:
+            raise MQTError(f"MMBench option keys are the letters A-D, got {letter!r}.")
+        if not _is_missing(text):
+            present[letter] = str(text)
     return present
 
 
-def _infer_option(answer: str, letters: Sequence[str]) -> str | None:
+def _infer_option(answer: str) -> str | None:
     if _API_FAILURE in answer:
         return None
-    if any(refusal in answer for refusal in _REFUSALS):
-        return "Z"
-    for separator in _SEPARATORS:
-        answer = answer.replace(separator, " ")
     tokens = answer.split()
-    found = [letter for letter in letters if letter in tokens]
-    if len(found) == 1:
-        return found[0]
-    if not found and "Z" in tokens:
-        return "Z"
+    bare = [letter for letter in CANDIDATE_LETTERS if letter in tokens]
+    if len(bare) == 1 and not (bare[0] == "A" and len(tokens) >= _ARTICLE_MIN_TOKENS):
+        return bare[0]
+    for prefix, suffix in _AFFIXES:
+        found = [letter for letter in CANDIDATE_LETTERS if prefix + letter + suffix in tokens]
+        if len(found) == 1:
+            return found[0]
     return None
 
 
@@ -79,18 +95,19 @@ def _infer_text(answer: str, options: Mapping[str, str]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def mmbench_choice(prediction: str, options: dict[str, str]) -> str | None:
-    """The option letter (or "Z") the rule-based MMBench matcher reads from `prediction`, else None.
+def mmbench_choice(prediction: str | None, options: Mapping[str, object]) -> str | None:
+    """The option letter the rule-based MMBench matcher reads from `prediction`, else None.
 
-    `options` maps letters to option texts; None / NaN / "" texts count as absent options.
+    `options` maps "A".."D" to option texts; None / NaN / "" texts count as absent options. The answer
+    may be "E" or a letter whose option is absent (see the module docstring); it is then wrong.
     """
     present = _present_options(options)
-    answer = str(prediction)
-    return _infer_option(answer, list(present)) or _infer_text(answer, present)
+    answer = "nan" if _is_missing(prediction) else str(prediction)
+    return _infer_option(answer) or _infer_text(answer, present)
 
 
-def _record_options(record: Mapping[str, object]) -> dict[str, str]:
-    return _present_options({k: v for k, v in record.items() if len(k) == 1 and k in string.ascii_uppercase})
+def _record_options(record: Mapping[str, object]) -> dict[str, object]:
+    return {letter: record[letter] for letter in OPTION_LETTERS if letter in record}
 
 
 def mmbench_circular_accuracy(records: list[dict]) -> dict:
@@ -98,9 +115,10 @@ def mmbench_circular_accuracy(records: list[dict]) -> dict:
 
     Each record is one MMBench TSV row with the model's answer added:
       "index": int — circular copies share `index % 1_000_000`; the original has index < 1_000_000;
-      "prediction": str — the raw model answer;
+      "prediction": str | None — the raw model answer (None / "" read as "nan", as on the server);
       "answer": str — the correct letter for this copy's option order;
-      "A", "B", ... : str — the option texts (missing / None / NaN / "" = no such option);
+      "A".."D": str — the option texts (missing / None / NaN / "" = no such option; other keys
+      are ignored);
       "category", "l2-category": str — optional; read from the original row for the breakdowns.
     Returns {"accuracy", "correct", "total", "hits": {index: 0|1}, "category": {...},
     "l2-category": {...}} (breakdowns only for fields present).
@@ -126,7 +144,7 @@ def mmbench_circular_accuracy(records: list[dict]) -> dict:
         hit = 1
         for index in groups[main]:
             record = by_index[index]
-            choice = mmbench_choice(str(record["prediction"]), _record_options(record))
+            choice = mmbench_choice(record["prediction"], _record_options(record))
             if choice != record["answer"]:
                 hit = 0
                 break

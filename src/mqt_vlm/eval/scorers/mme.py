@@ -1,8 +1,9 @@
 """MME scores, reproducing the MME calculation tool.
 
-Source: the MME benchmark's eval_tool/calculation.py (`calculate_metrics`, BradyFU/Awesome-Multimodal-
-Large-Language-Models, Evaluation branch), fed by LLaVA's playground/data/eval/MME/
-convert_answer_to_mme.py, which writes one `image\\tquestion\\tanswer\\tprediction` line per question,
+Source: the MME benchmark's eval_tool/calculation.py (`calculate_metrics`, in tools/eval_tool.zip of
+BradyFU/Awesome-Multimodal-Large-Language-Models, Evaluation branch, commit
+1c1d69e138b57cf8b0400427927bfb8ed4285458), fed by LLaVA's playground/data/eval/MME/
+convert_answer_to_mme.py, which writes one `image\\tquestion\\tanswer\\tprediction\\n` line per question,
 per task, in the benchmark's own order (the two questions of an image are adjacent).
 
 Rules:
@@ -18,6 +19,12 @@ Quirks reproduced: "Not sure" and "None" read as "no" ("not " / "none" hold "no"
 "snow" read as "no"; "The answer is yes" is "other" (its first 4 characters are "the "); "  yes"
 (two leading spaces) is "other". A task absent from `rows` is left out of the sums (the tool would
 crash on the missing file instead).
+
+The tool reads its files with `readlines()`, so every prediction it parses carries the line's "\\n";
+that never changes a reading (a newline cannot complete "yes" or "no"), so it is not added here. A
+prediction holding a tab or a line break ("\\n", "\\r") breaks the file's one-line-per-question format
+and the tool crashes on it; here the whole string is parsed instead (LLaVA strips its outputs, so only
+inner line breaks can occur).
 """
 
 from __future__ import annotations

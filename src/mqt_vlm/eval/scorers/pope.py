@@ -1,6 +1,7 @@
 """POPE metrics, reproducing LLaVA's parser and counts.
 
-Source: LLaVA llava/eval/eval_pope.py (`eval_pope`). LLaVA runs it once per category file
+Source: LLaVA llava/eval/eval_pope.py (`eval_pope`, commit
+ce1aa08d129bd7df931a7067bcb79cf3cb3a1af5). LLaVA runs it once per category file
 (adversarial, popular, random) and the LLaVA-1.5 paper reports the mean F1 over the three.
 
 Parsing rule (`pope_says_yes`):

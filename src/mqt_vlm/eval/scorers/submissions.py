@@ -1,7 +1,8 @@
 """Submission files for the benchmarks scored on test servers (VQAv2, VizWiz, MMBench) and GQA.
 
 Sources: LLaVA scripts/convert_vqav2_for_submission.py, convert_vizwiz_for_submission.py,
-convert_mmbench_for_submission.py and convert_gqa_for_eval.py. Answers go through the same
+convert_mmbench_for_submission.py and convert_gqa_for_eval.py (commit
+ce1aa08d129bd7df931a7067bcb79cf3cb3a1af5). Answers go through the same
 post-processing LLaVA applies, so a server score matches LLaVA's pipeline:
 
 * VQAv2: a JSON list of {"question_id", "answer"} for every test question, in test-file order; the

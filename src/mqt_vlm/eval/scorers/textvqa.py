@@ -1,7 +1,7 @@
 """TextVQA accuracy, reproducing the m4c evaluator LLaVA uses.
 
 Source: LLaVA llava/eval/m4c_evaluator.py (`TextVQAAccuracyEvaluator`, from facebookresearch/mmf),
-driven by llava/eval/eval_textvqa.py.
+driven by llava/eval/eval_textvqa.py (both at commit ce1aa08d129bd7df931a7067bcb79cf3cb3a1af5).
 
 The official code normalises the prediction and all 10 human answers with `EvalAIAnswerProcessor`
 (`normalize_vqa_answer`), scores every *unique* normalised answer as the mean over the 10
