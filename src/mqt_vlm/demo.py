@@ -45,6 +45,19 @@ def _parse_budgets(text: str, max_tokens: int) -> list[int]:
     return list(dict.fromkeys(check_budget(v, max_tokens) for v in kept))
 
 
+def _model_card(model: str) -> str:
+    """The one-line `about` of a model folder's model_card.json (built-in models carry one)."""
+    import json
+
+    from mqt_vlm.loading import resolve_model_path
+
+    try:
+        path = resolve_model_path(model) / "model_card.json"
+        return str(json.loads(path.read_text()).get("about", "")) if path.is_file() else ""
+    except (MQTError, ValueError, OSError):
+        return ""
+
+
 def _load(model: str) -> tuple[Any, Any, str]:
     from mqt_vlm.loading import load_model
 
@@ -142,6 +155,9 @@ def demo(
     builtin = not name.startswith("tiny-random")  # every other model is taken to be a shapes model
     spec = from_config(loaded.config)
     typer.echo(f"model: {name}  (M = {m_max} queries; budgets {', '.join(map(str, chosen))})")
+    card = _model_card(name)
+    if card:
+        typer.echo(f"about: {card}")
     if image is not None:
         items = _user_questions(image, builtin)
         if builtin:

@@ -11,7 +11,7 @@ def main(
     out: Path = typer.Option(Path("runs/reproduce"), help="Working folder; finished steps are reused."),
     base: str = typer.Option("builtin:shapes-base", help="The stage-0 model to start from (make pretrain-lm), a folder or builtin:NAME."),
     seed: int = typer.Option(0, help="Seed of the data and every run."),
-    stage1_steps: int = typer.Option(400, help="Optimizer steps of stage 1 (shared by all runs)."),
+    stage1_steps: int = typer.Option(1500, help="Optimizer steps of stage 1 (shared by all runs)."),
     stage2_steps: int = typer.Option(700, help="Optimizer steps of each stage-2 run."),
     install_builtin: bool = typer.Option(False, help="Copy the trained MQT model into the package as builtin:shapes."),
     quick: bool = typer.Option(False, help="A few steps of everything (a smoke run, not a result)."),

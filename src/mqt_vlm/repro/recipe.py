@@ -34,15 +34,17 @@ class ReproConfig:
     fixed_budgets: tuple[int, ...] = (2, 4, 8, 16, 32)
     eval_budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     mqt_sampler: str = "even:2-32"
-    stage1_steps: int = 400
+    stage1_steps: int = 1500
     stage1_language_model: str = "full"  # the paper freezes it; see docs/reproduction.md for why we do not
     stage2_steps: int = 700
     batch_size: int = 32
-    learning_rate: float = 1e-3
-    eval_limit: int | None = None
+    learning_rate: float = 2e-4  # stage 2 (stage 1 uses its config's 1e-3), lower as in the paper
+    eval_limit: int | None = 150  # test questions per type (and descriptions) in the generated evaluation
     variants: int = 3  # conversations per training image (different questions each)
-    describe_limit: int | None = 100  # test images whose description is generated and scored per cell
-    conversations: ConversationConfig = field(default_factory=lambda: ConversationConfig(shuffle_describe=0.5))
+    describe_limit: int | None = 150  # test images whose description is scored teacher-forced
+    # stage 2: half the conversations describe the scene (reading order) then ask 4 questions, half ask 8
+    conversations: ConversationConfig = field(
+        default_factory=lambda: ConversationConfig(describe_prob=0.5, shuffle_describe=0.0, describe_questions=4))
 
     def runs(self) -> list[tuple[str, str]]:
         """(name, budget sampler) of each stage-2 run."""
@@ -76,6 +78,14 @@ def prepare_data(out: Path, config: ReproConfig) -> Path:
     synth.n_images = config.n_images
     if not (data / "meta.json").is_file():
         write_dataset(data, synth, progress=True)
+    describe_chat = data / "describe_chat_train.json"
+    if not describe_chat.is_file():  # stage 1: the describe task in the chat format stage 2 and evaluation use
+        from mqt_vlm.data.synthetic import DESCRIBE_PROMPT
+
+        records = json.loads((data / "describe_train.json").read_text())
+        for record in records:
+            record["conversations"][0]["value"] = f"<image>\n{DESCRIBE_PROMPT}"
+        describe_chat.write_text(json.dumps(records))
     conversations = data / "stage2_train.json"
     if not conversations.is_file():
         scenes = json.loads((data / "scenes.json").read_text())
@@ -94,7 +104,7 @@ def train_all(out: Path, data: Path, base: Path, config: ReproConfig) -> dict[st
     timings: dict[str, float] = {}
     start = time.perf_counter()
     stage1 = run_stage("stage1.yaml", out / "stage1", {
-        **common, "model.pretrained": str(base), "data.path": str(data / "describe_train.json"),
+        **common, "model.pretrained": str(base), "data.path": str(data / "describe_chat_train.json"),
         "budget.sampler": f"fixed:{m_max}", "runtime.max_steps": config.stage1_steps,
         "trainable.language_model": config.stage1_language_model}, logs / "stage1.log")
     timings["stage1"] = time.perf_counter() - start
@@ -117,8 +127,9 @@ BUILTIN_FILES = ("config.json", "generation_config.json", "model.safetensors", "
                  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
-def install_builtin(model_dir: Path, name: str = "shapes") -> Path:
-    """Copy a trained model into the package (`builtin:NAME`), weights and processor files only."""
+def install_builtin(model_dir: Path, name: str = "shapes", about: str | None = None) -> Path:
+    """Copy a trained model into the package (`builtin:NAME`), weights and processor files only,
+    with a model_card.json whose `about` line `mqt demo` prints (what the model is, how it was made)."""
     import shutil
 
     target = Path(str(resources.files("mqt_vlm"))) / "builtin" / name
@@ -126,6 +137,10 @@ def install_builtin(model_dir: Path, name: str = "shapes") -> Path:
     for file in BUILTIN_FILES:
         if (model_dir / file).is_file():
             shutil.copy(model_dir / file, target / file)
+            (target / file).chmod(0o644)
+    card = {"about": about or f"trained by the CPU reproduction ({model_dir}); see docs/reproduction.md",
+            "source": str(model_dir)}
+    (target / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     return target
 
 

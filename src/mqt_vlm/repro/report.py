@@ -19,12 +19,13 @@ TITLES = {"accuracy": "all questions", "describe_cell": "describe, per cell (gen
 
 @torch.no_grad()
 def describe_teacher_forced(model: Any, processor: Any, data: Path, budgets: tuple[int, ...], limit: int | None,
-                            batch_size: int = 32) -> dict[int, float]:
+                            batch_size: int = 32, template: str = "vicuna_v1") -> dict[int, float]:
     """Per-cell description accuracy with the true description as the prefix (budget -> percent).
 
     A cell is right when every token of its content ("red circle" or "none") is the argmax given the
     true text before it. The tower runs once per image: the prefix property makes the tokens at m
-    the first m of the tokens at M.
+    the first m of the tokens at M. `template="plain"` scores a stage-1 model in its own format
+    (`<image>` then the description, no question).
     """
     from PIL import Image
 
@@ -37,7 +38,8 @@ def describe_teacher_forced(model: Any, processor: Any, data: Path, budgets: tup
     samples = []
     for record in records:
         pieces: list[Segment] = []
-        for segment in render([("user", f"<image>\n{record['text']}"), ("assistant", record["answer"])], "vicuna_v1"):
+        user = "<image>" if template == "plain" else f"<image>\n{record['text']}"
+        for segment in render([("user", user), ("assistant", record["answer"])], template):
             if not segment.target:
                 pieces.append(segment)
                 continue
