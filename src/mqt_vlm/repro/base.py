@@ -189,21 +189,3 @@ def main(
 if __name__ == "__main__":
     typer.run(main)
 
-
-def localize_mqt_attention(model: Any, scale: float) -> None:
-    """Initialise the MQT's query and key projections as `scale` times the identity (biases zero).
-
-    With the released design the keys are positions only, so this makes each query start by
-    attending to the patches near its own position on the grid (the sin-cos embeddings of nearby
-    positions are similar), instead of the near-uniform attention of a random init, which averages
-    the whole image into every visual token. Measured here: with the random init, stage 1 stayed at
-    the prior of the describe task for its first few hundred steps; see docs/reproduction.md.
-    Only the starting point changes: the projections train freely.
-    """
-    import torch
-
-    attn = model.mqt.attn
-    width = attn.embed_dim
-    with torch.no_grad():
-        attn.in_proj_weight[: 2 * width].copy_(scale * torch.eye(width).repeat(2, 1))
-        attn.in_proj_bias[: 2 * width].zero_()

@@ -16,7 +16,7 @@ both orders, so a generated description still follows reading order (the likelie
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mqt_vlm.data.synthetic import DESCRIBE_PROMPT, questions_for_scene
@@ -53,8 +53,7 @@ def scene_turns(scene: Scene, synth: SynthConfig, rng: random.Random, config: Co
         description = shuffled_description(scene, rng) if shuffle else describe_scene(scene)
         turns += [{"from": "human", "value": f"{opener}\n{DESCRIBE_PROMPT}"}, {"from": "gpt", "value": description}]
         count = config.describe_questions
-    questions = questions_for_scene(
-        scene, rng, SynthConfig(**{**synth.__dict__, "questions_per_image": max(count, 1)}))[:count]
+    questions = questions_for_scene(scene, rng, replace(synth, questions_per_image=max(count, 1)))[:count]
     for question in questions:
         text = question.text if turns else f"{opener}\n{question.text}"
         turns += [{"from": "human", "value": text}, {"from": "gpt", "value": question.answer}]
