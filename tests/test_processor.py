@@ -138,3 +138,25 @@ def test_bad_images_raise(tmp_path):
         load_image(tmp_path / "zero.png")
     with pytest.raises(MQTError, match="Unsupported"):
         load_image(12345)  # type: ignore[arg-type]
+
+
+def test_image_size_rule_refuses_long_sides_and_extreme_ratios_from_the_header():
+    """The padded canvas follows the long side: a tiny 1 x 20000 PNG must be refused before decoding."""
+    import io
+
+    from PIL import Image
+
+    from mqt_vlm.errors import MQTError
+    from mqt_vlm.processing.images import check_image_size, load_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 20000)).save(buffer, "PNG")
+    assert len(buffer.getvalue()) < 1000
+    with pytest.raises(MQTError, match="long side"):
+        load_image(buffer.getvalue())
+    with pytest.raises(MQTError, match="side ratio"):
+        check_image_size(30, 2000, max_side=8192)
+    with pytest.raises(MQTError, match="pixels"):
+        check_image_size(5000, 5000, max_pixels=1_000_000)
+    check_image_size(4032, 3024, max_pixels=16_000_000)  # a 12 MP phone photo passes
+    assert load_image(buffer.getvalue(), max_side=20000, max_aspect_ratio=20000).size == (1, 20000)
