@@ -114,14 +114,18 @@ def test_save_and_load_round_trip(tiny, random_image, tmp_path):
 def test_feature_width_mismatch_is_caught_at_config_time():
     from mqt_vlm.modeling.configuration import MQTConfig as Config
 
-    config = Config(
+    parts = dict(
         vision_config={"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                        "num_attention_heads": 4, "image_size": 28, "patch_size": 14},
         text_config={"model_type": "llama", "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 1,
                      "num_attention_heads": 4, "vocab_size": 100},
-        mqt_config={"num_queries": 4, "num_heads": 4, "kv_dim": 999},
     )
-    assert config.mqt_config["kv_dim"] == 32  # always derived from the tower, never trusted from input
+    for field, bad in (("kv_dim", 999), ("output_dim", 47), ("key_grid", [3, 3])):
+        with pytest.raises(MQTError, match=field):
+            Config(**parts, mqt_config={"num_queries": 4, "num_heads": 4, field: bad})
+    config = Config(**parts, mqt_config={"num_queries": 4, "num_heads": 4, "kv_dim": 32, "key_grid": (2, 2)})
+    assert (config.mqt_config["kv_dim"], config.mqt_config["output_dim"], config.mqt_config["key_grid"]) == (32, 48, [2, 2])
+    assert Config.from_dict(config.to_dict()).mqt_config == config.mqt_config  # a saved config reloads
     model = MQTForConditionalGeneration(config)
     with pytest.raises(MQTError, match="kv_dim"):
         model.mqt(torch.randn(1, 4, 31), 2)

@@ -28,6 +28,29 @@ def test_prefix_property_is_bit_exact(overrides):
         assert torch.equal(out, full[:, :m])
 
 
+@pytest.mark.parametrize("overrides", [{}, {"key_source": "feature+position"}, {"depth": 3}])
+def test_first_m_tokens_do_not_depend_on_later_queries(overrides):
+    """Nesting from the inputs' side (the check above compares a tensor with its own slice): changing
+    queries m..M-1 must leave tokens 0..m-1 unchanged and give them no gradient. This is what the
+    causal self-attention of depth > 1 guarantees; without the mask it fails."""
+    mqt = make(**overrides)
+    features = torch.randn(2, 36, 24)
+    for m in (1, 5, 12):
+        before = mqt(features, m)
+        with torch.no_grad():
+            saved = mqt.query.detach().clone()
+            mqt.query[m:] += torch.randn_like(mqt.query[m:])
+        after_all = mqt(features, 16)
+        with torch.no_grad():
+            mqt.query.copy_(saved)
+        assert torch.allclose(after_all[:, :m], before, atol=1e-6, rtol=0)
+        assert not torch.allclose(after_all[:, m:], mqt(features, 16)[:, m:], atol=1e-3)  # the change is real
+        mqt.zero_grad()
+        mqt(features, m).sum().backward()
+        assert mqt.query.grad[m:].abs().max() == 0
+        assert mqt.query.grad[:m].abs().max() > 0
+
+
 def test_default_budget_is_all_queries():
     mqt = make()
     features = torch.randn(1, 16, 24)

@@ -27,6 +27,10 @@ def vision_patch_grid(vision_config: PretrainedConfig) -> tuple[int, int]:
     return (int(sizes[0]) // int(patches[0]), int(sizes[1]) // int(patches[1]))
 
 
+def _as_tuple(value: Any) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
 class MQTConfig(PretrainedConfig):
     """An elastic VLM: any HF vision tower, the MQT, any HF causal LM.
 
@@ -58,13 +62,20 @@ class MQTConfig(PretrainedConfig):
                 f"got {self.vision_feature_select_strategy!r}."
             )
         mqt = dict(self.mqt_config or {})
-        mqt["kv_dim"] = self.vision_config.hidden_size
-        mqt["output_dim"] = self.text_config.hidden_size
-        if mqt.get("key_grid") is None:
-            try:
-                mqt["key_grid"] = list(vision_patch_grid(self.vision_config))
-            except MQTError:
-                mqt["key_grid"] = None
+        derived: dict[str, Any] = {"kv_dim": self.vision_config.hidden_size, "output_dim": self.text_config.hidden_size}
+        try:
+            derived["key_grid"] = list(vision_patch_grid(self.vision_config))
+        except MQTError:
+            derived["key_grid"] = mqt.get("key_grid")  # a tower without image_size/patch_size: trust the input
+        for name, value in derived.items():
+            given = mqt.get(name)
+            if given is not None and value is not None and list(_as_tuple(given)) != list(_as_tuple(value)):
+                source = "the vision tower" if name != "output_dim" else "the language model"
+                raise MQTError(
+                    f"mqt_config[{name!r}] = {given!r} does not match {source} ({value!r}); remove it from "
+                    "mqt_config (it is derived) or fix the sub-config."
+                )
+            mqt[name] = value
         self.mqt_config = QueryTransformerConfig.from_dict(mqt).to_dict()
         if self.default_num_visual_tokens is None:
             self.default_num_visual_tokens = self.mqt_config["num_queries"]
