@@ -129,7 +129,7 @@ def test_time_limit_and_full_queue_give_503_and_free_the_worker(extra_server, go
                           max_tokens_limit=4000, auto=AutoBudgetConfig((2, 16), 0.9))
     url = strict.url
     worker = strict.app.state.mqt.worker
-    slow = {**good, "max_tokens": 4000}
+    slow = {**good, "max_tokens": 1990}  # under the tiny LM's 2048 positions (context_length_exceeded beyond)
     results: dict[str, httpx.Response] = {}
 
     def send(name: str, body: dict) -> None:

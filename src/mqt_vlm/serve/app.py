@@ -4,6 +4,12 @@ The app is a thin shell around `BatchWorker`: handlers validate and translate (`
 queue the request, and wait for it on the event loop without blocking it, either for a JSON body
 or for server-sent events fed from the worker thread. A request that outlives its time limit, or
 whose client disconnects, has its cancel flag set, which stops its row inside the running batch.
+
+Streaming errors follow one rule: until the first token, every failure (validation, images,
+tokenization, limits, a full queue, a failure in the worker, the time limit) is an HTTP status with
+the JSON error body, so a client never has to parse a 200 stream to learn that its request was
+refused; the response (status 200) starts with the first token, and a failure after that is an
+`error` event followed by `data: [DONE]`.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from mqt_vlm.serve.config import ServeConfig
 from mqt_vlm.serve.errors import APIError, install_error_handlers
 from mqt_vlm.serve.limits import BodySizeLimit
 from mqt_vlm.serve.schemas import ChatCompletionRequest
-from mqt_vlm.serve.translate import Translated, translate
+from mqt_vlm.serve.translate import PromptTokenizer, Translated, context_length, translate
 from mqt_vlm.serve.worker import BatchWorker, QueueFull, RequestTimeout, WorkerStopped
 
 _END = object()
@@ -44,6 +50,7 @@ class ServerState:
     cache: VisualTokenCache
     policy: BudgetPolicy
     started: int
+    prompts: PromptTokenizer
 
 
 def _as_api_error(exc: BaseException) -> APIError:
@@ -85,33 +92,47 @@ class _EventLoopStreamer:
         pass
 
 
-async def _wait(future: Future, translated: Translated, request: Request) -> GenerationResult:
-    """The result, or a 503 at the deadline; a client that disconnects cancels its row."""
-    wrapped = asyncio.wrap_future(future)
+async def _until(awaitable: Any, future: Future, translated: Translated, request: Request) -> Any:
+    """`awaitable`'s value (None if it raised: `future` says why), or a 503 at the deadline; a client
+    that disconnects cancels its row."""
+    task = asyncio.ensure_future(awaitable)
     cancel = translated.request.cancel
     deadline = (translated.request.deadline or time.monotonic()) + _GRACE_S
-    while not wrapped.done():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or await request.is_disconnected():
-            if cancel is not None:
-                cancel.set()
-            future.cancel()
-            raise APIError(503, "The request did not finish within the server's time limit.", code="timeout")
-        await asyncio.wait({wrapped}, timeout=min(remaining, 0.25))
     try:
-        return _check_result(wrapped.result())
+        while not task.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or await request.is_disconnected():
+                if cancel is not None:
+                    cancel.set()
+                future.cancel()
+                raise APIError(503, "The request did not finish within the server's time limit.", code="timeout")
+            await asyncio.wait({task}, timeout=min(remaining, 0.25))
+        return None if task.exception() is not None else task.result()
+    finally:
+        task.cancel()
+
+
+def _result(future: Future) -> GenerationResult:
+    try:
+        return _check_result(future.result())
     except BaseException as exc:
         raise _as_api_error(exc) from None
 
 
+async def _wait(future: Future, translated: Translated, request: Request) -> GenerationResult:
+    await _until(asyncio.wrap_future(future), future, translated, request)
+    return _result(future)
+
+
 def _submit(state: ServerState, translated: Translated, streamer: Any = None) -> Future:
     try:
-        return state.worker.submit(translated.request, auto=translated.auto, streamer=streamer)
+        return state.worker.submit(translated.request, auto=translated.auto, streamer=streamer,
+                                   template_ids=translated.template_ids)
     except (QueueFull, WorkerStopped) as exc:
         raise _as_api_error(exc) from None
 
 
-async def _stream(state: ServerState, translated: Translated, request_id: str, created: int,
+async def _stream(state: ServerState, translated: Translated, request: Request, request_id: str, created: int,
                   include_usage: bool) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
@@ -120,13 +141,18 @@ async def _stream(state: ServerState, translated: Translated, request_id: str, c
     future.add_done_callback(lambda _: streamer.push(_END))
     name = state.config.model_name
     cancel = translated.request.cancel
+    first = await _until(queue.get(), future, translated, request)  # before the first token: errors are statuses
+    if first is _END:
+        _result(future)
 
     async def events() -> AsyncIterator[str]:
         finished = False
         try:
             yield fmt.chunk(name, request_id, created, {"role": "assistant", "content": ""})
+            if first is not _END:
+                yield fmt.chunk(name, request_id, created, {"content": first})
             deadline = (translated.request.deadline or time.monotonic()) + _GRACE_S
-            while True:
+            while first is not _END:
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=max(deadline - time.monotonic(), 0.001))
                 except TimeoutError:
@@ -169,11 +195,12 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None,
         check_budget(config.default_visual_tokens, processor.num_queries)
     policy = policy or ConfidenceEscalation(config.auto)
     cache = VisualTokenCache(config.cache_bytes)
+    prompts = PromptTokenizer(processor, context_length(model))
     worker = BatchWorker(model, processor, cache, policy, max_batch_size=config.max_batch_size,
                          batch_wait_s=config.batch_wait_ms / 1000, max_queue=config.max_queue,
                          max_prompt_tokens=config.max_prompt_tokens, max_padding=config.max_padding,
                          max_auto_budget=max(config.auto.schedule(processor.num_queries)))
-    state = ServerState(model, processor, config, worker, cache, policy, fmt.now())
+    state = ServerState(model, processor, config, worker, cache, policy, fmt.now(), prompts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -182,20 +209,23 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None,
             yield
         finally:
             worker.stop()
+            prompts.close()
 
-    app = FastAPI(title="mqt-vlm", version="0.1.0", lifespan=lifespan, redoc_url=None)
+    docs = config.api_docs  # off by default: the schema maps the API for anyone who asks
+    app = FastAPI(title="mqt-vlm", version="0.1.0", lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.state.mqt = state
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
         default_budget = int(model.config.default_num_visual_tokens)
-        translated = await translate(body, config, processor, default_budget, policy)
+        translated = await translate(body, config, prompts, default_budget, policy)
         request_id, created = fmt.completion_id(), fmt.now()
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return await _stream(state, translated, request_id, created, include_usage)
+            return await _stream(state, translated, request, request_id, created, include_usage)
         result = await _wait(_submit(state, translated), translated, request)
         return JSONResponse(fmt.completion(result, config.model_name, request_id, created))
 

@@ -37,11 +37,23 @@ def serve(
     cache_mb: int = typer.Option(512, help="Encode-once visual-token cache size in MiB (0 disables it)."),
     max_body_mb: float = typer.Option(16.0, help="Largest request body in MiB (HTTP 413 beyond)."),
     max_image_pixels: int = typer.Option(16_000_000, help="Largest image, in pixels (HTTP 400 beyond)."),
+    max_image_side: int = typer.Option(8192, help="Longest image side in pixels (HTTP 400 beyond): images are "
+                                                  "padded to a square of this side before resizing."),
+    max_image_aspect_ratio: float = typer.Option(20.0, help="Largest long side / short side of an image "
+                                                            "(HTTP 400 beyond)."),
     max_images: int = typer.Option(4, help="Most images per request."),
     max_tokens_limit: int = typer.Option(1024, help="Largest max_tokens a request may ask for."),
     default_max_tokens: int = typer.Option(256, help="max_tokens when a request gives none."),
     max_prompt_tokens: int = typer.Option(4096, help="Largest prompt, text plus visual tokens."),
+    max_prompt_bytes: int | None = typer.Option(None, help="Most UTF-8 bytes of message text, checked before "
+                                                           "tokenizing (default: 16 x --max-prompt-tokens)."),
     request_timeout: float = typer.Option(120.0, help="Seconds a request may take, queueing included (HTTP 503 beyond)."),
+    remote_timeout: float = typer.Option(10.0, help="Seconds a whole image fetch may take "
+                                                    "(with --allow-remote-images)."),
+    header_timeout: float = typer.Option(10.0, help="Seconds a connection has to send its request line and headers "
+                                                    "(then HTTP 408 and the connection is closed)."),
+    body_timeout: float = typer.Option(30.0, help="Seconds a request has to send its whole body (HTTP 408 beyond)."),
+    api_docs: bool = typer.Option(False, help="Serve /docs, /redoc and /openapi.json (off: they are 404)."),
     template: str | None = typer.Option(None, help="Prompt template: vicuna_v1, plain or chat (default: the model's)."),
     dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (default: as saved)."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cpu)."),
@@ -55,6 +67,7 @@ def serve(
     from mqt_vlm.loading import load_model
     from mqt_vlm.serve.app import create_app
     from mqt_vlm.serve.config import MiB, ServeConfig
+    from mqt_vlm.serve.limits import uvicorn_options
 
     auto = AutoBudgetConfig.parse(auto_budgets, auto_threshold, auto_metric)
     loaded, processor = load_model(model, dtype=dtype, device=device)
@@ -65,11 +78,18 @@ def serve(
         max_body_bytes=max_body,
         max_image_bytes=max_body,
         max_image_pixels=max_image_pixels,
+        max_image_side=max_image_side,
+        max_image_aspect_ratio=max_image_aspect_ratio,
         max_images_per_request=max_images,
         max_tokens_limit=max_tokens_limit,
         default_max_tokens=min(default_max_tokens, max_tokens_limit),
         max_prompt_tokens=max_prompt_tokens,
+        max_prompt_bytes=max_prompt_bytes,
         request_timeout_s=request_timeout,
+        remote_timeout_s=remote_timeout,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        api_docs=api_docs,
         max_queue=max_queue,
         max_batch_size=max_batch_size,
         batch_wait_ms=batch_wait_ms,
@@ -82,4 +102,4 @@ def serve(
     )
     app = create_app(loaded, processor, config)
     typer.echo(f"serving {config.model_name!r} (M = {processor.num_queries}) on http://{host}:{port}/v1", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(config))

@@ -1,20 +1,32 @@
 """A validated `ChatCompletionRequest` -> a `GenerationRequest` the worker can run.
 
 All checks that depend only on the request happen here, before it is queued, so a bad request
-costs the server a few microseconds and never reaches the model: model name, unsupported options,
-max_tokens, the budget (an int in 1..M or "auto"), message roles, image count, and each image
-(decoded off the event loop with the pixel limit). Tokenization waits for the worker thread,
-which owns the tokenizer (fast tokenizers are not safe to share across threads).
+never reaches the model's thread and gets its HTTP error before any response (streamed or not)
+starts: model name, unsupported options, max_tokens, the budget (an int in 1..M or "auto"),
+message roles, text that is not valid Unicode, the image count (before any image is decoded), the
+prompt's size in bytes (before tokenizing), its size in tokens and against the model's context
+length (after tokenizing), and each image (decoded and pre-padded off the event loop, within the
+size limits). The cheap checks come first, so a huge or hostile request is refused for little.
+
+Tokenization runs on a thread of its own with a copy of the tokenizer (`PromptTokenizer`): fast
+tokenizers are not safe to share across threads, and the model's thread must never spend its time
+on a client's text. It tokenizes once, with one image token per image; the worker repeats each to
+the row's budget (`worker.expand_image_tokens`), so "auto" escalation never tokenizes again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import logging
+import os
+import re
 import threading
 import time
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-from starlette.concurrency import run_in_threadpool
+from typing import Any, TypeVar
 
 from mqt_vlm.errors import MQTError, check_budget
 from mqt_vlm.inference.auto_budget import BudgetPolicy
@@ -22,14 +34,67 @@ from mqt_vlm.inference.params import GenerationRequest, SamplingParams
 from mqt_vlm.inference.prompting import build_prompt, user_text
 from mqt_vlm.serve.config import ServeConfig
 from mqt_vlm.serve.errors import APIError
-from mqt_vlm.serve.images import decode_image, image_bytes
+from mqt_vlm.serve.images import load_request_image
 from mqt_vlm.serve.schemas import ChatCompletionRequest, ImagePart, Message
+
+log = logging.getLogger("mqt_vlm.serve")
+T = TypeVar("T")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON may carry lone surrogates ("\\ud800"); tokenizers raise on them
+DECODE_SLOTS = max(1, min(4, os.cpu_count() or 1))  # images decoded at once: bounds the memory of worst-case images
 
 
 @dataclass
 class Translated:
     request: GenerationRequest
     auto: bool
+    template_ids: list[int] | None = None  # prompt ids with one image token per image
+
+
+class PromptTokenizer:
+    """Tokenizes prompts on one thread of its own, with its own copy of the processor's tokenizer.
+
+    Also holds the other per-server resources of `translate`: the model's context length and a
+    bound on concurrent image decodes.
+    """
+
+    def __init__(self, processor: Any, context_length: int | None = None, decode_slots: int = DECODE_SLOTS) -> None:
+        self.processor = processor
+        self.context_length = context_length
+        self._copy = copy.deepcopy(processor)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mqt-tokenize")
+        self.decode_slots = asyncio.Semaphore(decode_slots)
+
+    async def template_ids(self, prompt: str) -> list[int]:
+        """Token ids of `prompt` with one image token per `<image>`."""
+        count = prompt.count(self._copy.image_token)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._copy.tokenize_prompt, prompt, [1] * count)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def context_length(model: Any) -> int | None:
+    """The language model's `max_position_embeddings` (None when the config has none)."""
+    config = getattr(model, "config", None)
+    text_config = getattr(config, "text_config", None) or config
+    value = getattr(text_config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+async def _within(deadline: float, work: Awaitable[T]) -> T:
+    """`work`, or a 503 once the request's time limit has passed."""
+    try:
+        return await asyncio.wait_for(work, timeout=max(deadline - time.monotonic(), 0.0))
+    except TimeoutError:
+        raise APIError(503, "The request did not finish within the server's time limit.", code="timeout") from None
+
+
+def check_text(text: str, param: str) -> None:
+    match = _SURROGATE.search(text)
+    if match is not None:
+        raise APIError(400, f"The text holds an unpaired UTF-16 surrogate ({match.group()!r} at character "
+                            f"{match.start()}); send valid Unicode.", code="invalid_text", param=param)
 
 
 def _check_options(body: ChatCompletionRequest, config: ServeConfig) -> None:
@@ -56,6 +121,8 @@ def sampling_params(body: ChatCompletionRequest, config: ServeConfig) -> Samplin
         raise APIError(400, f"{param} must be in 1..{config.max_tokens_limit}, got {max_tokens}.",
                        code="invalid_value", param=param)
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    for s in stop:
+        check_text(s, "stop")
     try:
         return SamplingParams(
             max_new_tokens=max_tokens,
@@ -107,26 +174,51 @@ def _message_parts(message: Message, index: int) -> tuple[list[tuple[str, str]],
     return parts, urls
 
 
-async def translate(body: ChatCompletionRequest, config: ServeConfig, processor: Any, default_budget: int,
+def _check_prompt_tokens(template_ids: list[int], images: int, budget: int, auto: bool, params: SamplingParams,
+                         config: ServeConfig, num_queries: int, context: int | None) -> None:
+    """Prompt limits at the largest budget the request may reach (auto escalates up to its largest)."""
+    largest = max(config.auto.schedule(num_queries)) if auto else budget
+    worst = len(template_ids) + images * (max(largest, budget) - 1)
+    if worst > config.max_prompt_tokens:
+        raise APIError(400, f"The prompt needs {worst} tokens (text + visual), more than the limit of "
+                            f"{config.max_prompt_tokens} (--max-prompt-tokens); shorten it, send fewer images or use "
+                            "a smaller budget.", code="prompt_too_long", param="messages")
+    if context is not None and worst + params.max_new_tokens > context:
+        raise APIError(400, f"The prompt needs {worst} tokens and max_tokens asks for {params.max_new_tokens} more: "
+                            f"{worst + params.max_new_tokens} is over the model's context length of {context} tokens "
+                            "(max_position_embeddings); shorten the prompt, lower max_tokens or use a smaller budget.",
+                       code="context_length_exceeded", param="messages")
+
+
+async def translate(body: ChatCompletionRequest, config: ServeConfig, prompts: PromptTokenizer, default_budget: int,
                     policy: BudgetPolicy) -> Translated:
     """Validate and convert; raises APIError (4xx) for anything the client must fix."""
     deadline = time.monotonic() + config.request_timeout_s  # the clock starts when the request arrives
+    processor = prompts.processor
     _check_options(body, config)
     params = sampling_params(body, config)
     budget, auto = resolve_budget(body, config, processor.num_queries, default_budget, policy)
     system: list[str] = []
     turns: list[tuple[str, str]] = []
     urls: list[tuple[str, str]] = []
+    text_bytes = 0
     for i, message in enumerate(body.messages):
         parts, message_urls = _message_parts(message, i)
         urls += message_urls
         if len(urls) > config.max_images_per_request:
-            raise APIError(400, f"At most {config.max_images_per_request} images per request are allowed.",
-                           code="too_many_images", param="messages")
+            raise APIError(400, f"At most {config.max_images_per_request} images per request are allowed "
+                                "(--max-images).", code="too_many_images", param="messages")
         try:
             text = user_text(parts)
         except MQTError as exc:
             raise APIError(400, str(exc), code="invalid_value", param=f"messages.{i}.content") from None
+        limit = config.prompt_bytes_limit
+        # a character is at least one byte: 15 MB of text is refused without encoding it
+        text_bytes += len(text) if len(text) > limit else len(text.encode("utf-8", "surrogatepass"))
+        if text_bytes > limit:
+            raise APIError(400, f"The messages hold more than {limit:,} bytes of text, the limit "
+                                "(--max-prompt-bytes); shorten them.", code="prompt_too_long", param="messages")
+        check_text(text, f"messages.{i}.content")
         if message.role in ("system", "developer"):
             if turns:
                 raise APIError(400, "System messages must come before the conversation.", code="invalid_value",
@@ -138,12 +230,24 @@ async def translate(body: ChatCompletionRequest, config: ServeConfig, processor:
         prompt = build_prompt(turns, processor, config.template, "\n".join(system) or None)
     except MQTError as exc:
         raise APIError(400, str(exc), code="invalid_messages", param="messages") from None
-    images = []
-    for url, param in urls:
-        data = await image_bytes(url, config, param)
-        images.append(await run_in_threadpool(decode_image, data, config, param))
+    try:
+        template_ids = await _within(deadline, prompts.template_ids(prompt))
+    except APIError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a tokenizer that chokes on a client's text fails that request alone
+        log.warning("tokenizing a prompt failed: %r", exc)
+        raise APIError(400, f"The messages could not be tokenized ({type(exc).__name__}).", code="invalid_text",
+                       param="messages") from None
+    _check_prompt_tokens(template_ids, len(urls), budget if urls else 0, auto and bool(urls), params, config,
+                         processor.num_queries, prompts.context_length)
+
+    async def load(url: str, param: str) -> Any:
+        async with prompts.decode_slots:
+            return await load_request_image(url, config, param, processor.image_processor)
+
+    images = [await _within(deadline, load(url, param)) for url, param in urls]
     request = GenerationRequest(
         prompt, images, budget if images else 0, params,
         deadline=deadline, cancel=threading.Event(),
     )
-    return Translated(request, auto and bool(images))
+    return Translated(request, auto and bool(images), template_ids)

@@ -5,12 +5,17 @@ row, and `generate_batch` takes one per row), so the queue never splits by budge
 sampling settings. The worker waits `batch_wait_s` after the first request for others to join,
 then runs up to `max_batch_size` rows at once.
 
-Failure containment, so that one bad request never takes the server down or hangs it:
-- each request is prepared (tokenized, size-checked) alone; a bad one fails alone;
-- if a batch still fails on an input error, its rows are retried one by one;
+Failure containment, so that one bad request never takes the server down, hangs it, or fails
+the requests it was batched with:
+- each request is prepared (its image tokens expanded to its budget, size-checked) alone; one that
+  fails to prepare, for whatever reason, fails alone (an `MQTError`: a 400);
+- if a batch still fails, its rows are retried one by one, so only the row that fails again gets
+  the error (rows that already streamed text are not retried: their client has seen part of an answer);
 - every row carries its deadline and cancel flag into generation (`RowTracker`), so a slow or
   abandoned request stops at its deadline instead of holding the worker;
-- any other exception fails that batch's requests and the loop goes on.
+- anything that escapes all that fails that batch's requests and the loop goes on.
+The server tokenizes prompts before queueing them (`translate.py`), so the worker's own thread
+spends no time on a client's text; requests submitted without `template_ids` are tokenized here.
 "auto" requests are re-queued at the front with a larger budget until the policy accepts an
 answer; the image's visual tokens come from the encode-once cache on every attempt.
 """
@@ -25,7 +30,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mqt_vlm.errors import MQTError
+from mqt_vlm.errors import MQTError, check_budget
 from mqt_vlm.inference.auto_budget import BudgetPolicy, finalize
 from mqt_vlm.inference.batch import PreparedRequest, generate_prepared, prepare_request
 from mqt_vlm.inference.cache import VisualTokenCache
@@ -54,6 +59,32 @@ class Job:
     auto: bool = False
     streamer: TextStreamer | None = None
     attempts: list[GenerationResult] = field(default_factory=list)
+    template_ids: list[int] | None = None  # prompt ids with one image token per image, tokenized off this thread
+
+
+def expand_image_tokens(template_ids: list[int], image_token_id: int, budget: int) -> list[int]:
+    """Prompt ids with each image token repeated `budget` times: `processor.tokenize_prompt(prompt, m)`
+    equals this applied to `tokenize_prompt(prompt, 1)` (text never tokenizes to the image token)."""
+    ids: list[int] = []
+    for token in template_ids:
+        if token == image_token_id:
+            ids.extend([token] * budget)
+        else:
+            ids.append(token)
+    return ids
+
+
+class _TrackingRouter(RowRouter):
+    """A `RowRouter` that remembers which rows have streamed text to a client (those cannot be retried)."""
+
+    def __init__(self, streamers: list[TextStreamer | None]) -> None:
+        super().__init__(streamers)
+        self.streamed: set[int] = set()
+
+    def on_text(self, row: int, delta: str) -> None:
+        if self.streamers[row] is not None:
+            self.streamed.add(row)
+        super().on_text(row, delta)
 
 
 def split_by_padding(lengths: list[int], max_padding: float) -> list[list[int]]:
@@ -141,9 +172,14 @@ class BatchWorker:
             return len(self._queue)
 
     # ---- submission --------------------------------------------------------------------------
-    def submit(self, request: GenerationRequest, auto: bool = False, streamer: TextStreamer | None = None) -> Future:
-        """Queue a request; the future resolves to a `GenerationResult` or an exception."""
-        job = Job(request, Future(), auto, None if auto else streamer)
+    def submit(self, request: GenerationRequest, auto: bool = False, streamer: TextStreamer | None = None,
+               template_ids: list[int] | None = None) -> Future:
+        """Queue a request; the future resolves to a `GenerationResult` or an exception.
+
+        `template_ids`: the prompt tokenized with one image token per image (see `expand_image_tokens`);
+        without it the worker tokenizes the prompt itself.
+        """
+        job = Job(request, Future(), auto, None if auto else streamer, template_ids=template_ids)
         with self._cond:
             if not self.alive:
                 raise WorkerStopped("The generation worker is not running.")
@@ -190,7 +226,12 @@ class BatchWorker:
             _settle(job.future, error=RequestTimeout("The request timed out while queued."))
             return None
         try:
-            prepared = prepare_request(self.processor, request)
+            if job.template_ids is None:
+                prepared = prepare_request(self.processor, request)
+            else:
+                m = check_budget(request.num_visual_tokens, self.processor.num_queries) if request.images else 1
+                ids = expand_image_tokens(job.template_ids, self.processor.image_token_id, m)
+                prepared = PreparedRequest(request, ids, [m] * len(request.images))
             worst = len(prepared.input_ids)
             if job.auto and prepared.budgets:  # escalation may grow the prompt up to the largest auto budget
                 worst += (self.max_auto_budget - prepared.budgets[0]) * len(prepared.budgets)
@@ -198,7 +239,10 @@ class BatchWorker:
                 raise MQTError(f"The prompt needs {worst} tokens (text + visual), more than the limit of "
                                f"{self.max_prompt_tokens}; shorten it, send fewer images or use a smaller budget.")
             return prepared
-        except MQTError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this request's alone
+            if not isinstance(exc, MQTError):
+                log.warning("preparing a request failed: %r", exc)
+                exc = MQTError(f"The request could not be prepared ({type(exc).__name__}: {exc}).")
             _settle(job.future, error=exc)
             self.counters["failed"] += 1
             return None
@@ -214,22 +258,19 @@ class BatchWorker:
 
     def _run_group(self, group: list[tuple[Job, PreparedRequest]]) -> None:
         streamers = [job.streamer for job, _ in group]
-        streamer = RowRouter(streamers) if any(s is not None for s in streamers) else None
+        streamer = _TrackingRouter(streamers) if any(s is not None for s in streamers) else None
         try:
             results = generate_prepared(self.model, self.processor, [p for _, p in group], self.cache, streamer)
-        except MQTError as exc:
-            if len(group) == 1:
-                _settle(group[0][0].future, error=exc)
-                self.counters["failed"] += 1
-                return
-            for item in group:  # isolate the offending request
-                self._run_group([item])
-            return
-        except Exception as exc:  # a bug or an out-of-memory: fail this group only, keep serving
-            log.exception("generation failed for a batch of %d", len(group))
-            for job, _ in group:
-                _settle(job.future, error=exc)
-            self.counters["failed"] += len(group)
+        except Exception as exc:  # noqa: BLE001 - contain it: retry the rows alone, fail only what fails again
+            if not isinstance(exc, MQTError):
+                log.exception("generation failed for a batch of %d", len(group))
+            streamed = streamer.streamed if streamer is not None else set()
+            for row, item in enumerate(group):
+                if len(group) == 1 or row in streamed:  # alone already, or its client has seen part of an answer
+                    _settle(item[0].future, error=exc)
+                    self.counters["failed"] += 1
+                else:
+                    self._run_group([item])
             return
         self.counters["batches"] += 1
         self.counters["rows"] += len(group)
