@@ -186,7 +186,7 @@ def test_lone_surrogates_get_400_and_their_batch_proceeds(extra_server, ordinary
         bad = pool.submit(chat, server.url, poison)
         bad_stream = pool.submit(chat, server.url, {**poison, "stream": True})
         answers = [f.result() for f in innocents]
-    error_of(bad.result(), 400, "invalid_text")
+    assert "surrogate" in error_of(bad.result(), 400, "invalid_text")["message"]
     error_of(bad_stream.result(), 400, "invalid_text")  # an HTTP error, not a 200 stream holding an error event
     texts = {a.json()["choices"][0]["message"]["content"] for a in answers}
     assert [a.status_code for a in answers] == [200] * 6 and len(texts) == 1
@@ -238,7 +238,8 @@ def test_streaming_errors_before_the_first_token_are_http_statuses(extra_server,
     error_of(chat(live_server.url, {**stream, "visual_tokens": 99}), 400)
     error_of(chat(live_server.url, {**stream, "messages": [{"role": "user", "content": "x" * 70_000}]}), 400,
              "prompt_too_long")
-    late = extra_server(request_timeout_s=0.3, batch_wait_ms=1500.0)  # the deadline passes while it is queued
+    # the deadline passes while it is queued: the worker fails it (at 0.8 s) before the first token
+    late = extra_server(request_timeout_s=0.3, batch_wait_ms=800.0)
     error_of(chat(late.url, stream), 503, "timeout")
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "scene_rng",
     "synth",
     "write_dataset",
+    "write_parquet",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -377,14 +378,53 @@ def write_dataset(out_dir: str | Path, config: SynthConfig, progress: bool = Tru
     return meta
 
 
-def synth(out: Path, seed: int = 0, n: int = 1000, grid: int = 4, image_size: int = 64) -> None:
+def write_parquet(out_dir: str | Path, split: str = "test") -> Path:
+    """`{split}.parquet` from a written dataset: the split's questions then its describe items (the
+    order `mqt eval` reads them), PNG bytes embedded, and `choices`, the closed answer set of each
+    question type (empty for describe), so lmms-eval's offline parquet tasks can run the split.
+    The Hugging Face features metadata makes `datasets` decode `image` as an Image column."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        from mqt_vlm.errors import MQTError
+
+        raise MQTError("Writing parquet needs pyarrow: pip install pyarrow.") from None
+    out = Path(out_dir)
+    by_type = json.loads((out / "meta.json").read_text(encoding="utf-8"))["answers_by_type"]
+    records = []
+    for name in (f"{split}_questions.jsonl", f"{split}_describe.jsonl"):
+        lines = (out / name).read_text(encoding="utf-8").splitlines()
+        records += [json.loads(line) for line in lines if line.strip()]
+    string, features = pa.string(), {"_type": "Value", "dtype": "string"}
+    schema = pa.schema(
+        [("question_id", string), ("image", pa.struct([("bytes", pa.binary()), ("path", string)])),
+         ("question", string), ("answer", string), ("question_type", string), ("choices", pa.list_(string))],
+        metadata={"huggingface": json.dumps({"info": {"features": {
+            "question_id": features, "image": {"_type": "Image"}, "question": features, "answer": features,
+            "question_type": features, "choices": {"_type": "List", "feature": features}}}})},
+    )
+    table = pa.Table.from_pylist([
+        {"question_id": r["question_id"], "image": {"bytes": (out / r["image"]).read_bytes(), "path": r["image"]},
+         "question": r["text"], "answer": r["answer"], "question_type": r["question_type"],
+         "choices": by_type.get(r["question_type"], [])}
+        for r in records], schema=schema)
+    path = out / f"{split}.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def synth(out: Path, seed: int = 0, n: int = 1000, grid: int = 4, image_size: int = 64, parquet: bool = False) -> None:
     """Write a synthetic grid-VQA dataset (LLaVA format) to OUT: images, captions, train/val/test.
 
     Every image is a GRID x GRID board of coloured shapes; questions ask about presence, counts,
     single cells and neighbours, so small visual-token budgets visibly lose the fine-grained ones.
-    The same SEED always gives byte-identical files.
+    The same SEED always gives byte-identical files. --parquet also writes OUT/test.parquet (needs
+    pyarrow) for lmms-eval's offline tasks (docs/evaluation.md).
     """
     meta = write_dataset(out, SynthConfig(seed=seed, n_images=n, grid=grid, image_size=image_size))
     splits = meta["splits"].items()
     sizes = ", ".join(f"{s}: {v['images']} images / {v['questions']} questions" for s, v in splits)
     print(f"wrote {out} ({sizes}; {len(meta['answer_vocabulary'])} possible answers)")
+    if parquet:
+        print(f"wrote {write_parquet(out)}")
