@@ -63,3 +63,23 @@ test-lmms: $(LMMS_STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# The web demo (`mqt demo --web`, docs/web.md): its own venv with the web extra (gradio), driven
+# by gradio_client and by headless Chromium (Debian's package, installed with apt when missing).
+# MQT_WEB_SCREENSHOT=docs/figures/web_demo.png make test-web keeps the screenshot.
+WEB_VENV ?= .venv-web
+WEB_PY := $(WEB_VENV)/bin/python
+WEB_STAMP := $(WEB_VENV)/.installed
+
+.PHONY: test-web
+
+$(WEB_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(WEB_VENV)
+	$(WEB_PY) -m pip install -q --upgrade pip
+	$(WEB_PY) -m pip install -q torch==2.13.0
+	$(WEB_PY) -m pip install -q -e ".[web]" gradio_client==2.7.2 pytest==9.2.0 pytest-timeout==2.4.0
+	touch $(WEB_STAMP)
+
+test-web: $(WEB_STAMP)
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	$(WEB_PY) -m pytest -q tests/web

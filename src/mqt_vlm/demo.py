@@ -142,8 +142,15 @@ def demo(
     show: int = typer.Option(2, help="How many of those scenes to print question by question."),
     seed: int = typer.Option(1234, help="Seed of the generated scenes."),
     max_new_tokens: int = typer.Option(6, help="Answer length cap (descriptions get 16 times this)."),
+    web: bool = typer.Option(False, "--web", help="Serve the demo as a web page instead (needs the web extra; docs/web.md)."),
+    host: str = typer.Option("127.0.0.1", help="With --web: the address to bind (loopback by default)."),
+    port: int = typer.Option(7860, help="With --web: the port to serve on."),
 ) -> None:
     """Show one elastic VLM answering the same questions at several visual-token budgets."""
+    if web:  # the page: --model, --image (the opening picture) and --seed (the first scene) apply
+        from mqt_vlm.web.app import serve
+
+        return serve(model, host=host, port=port, seed=seed, image=image)
     from mqt_vlm.analysis.flops import from_config, model_flops
     from mqt_vlm.inference.cache import VisualTokenCache
 
