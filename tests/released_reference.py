@@ -15,6 +15,8 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from slow_llama_tokenizer import SlowLlamaTokenizer
+
 IMAGE_TOKEN_INDEX = -200
 TOWER = "model.vision_tower.vision_tower.vision_model."
 QA = "model.query_abstractor."
@@ -80,12 +82,23 @@ def write_clip_folder(out: Path, tensors: dict[str, torch.Tensor]) -> None:
     tower.save_pretrained(out)
 
 
-def released_tokenization(tokenizer, prompt: str, image_index: int = IMAGE_TOKEN_INDEX) -> list[int]:
-    """LLaVA's tokenizer_image_token, written from its description: chunks tokenized with special
-    tokens, the first chunk's BOS kept, every chunk's first token dropped when it is BOS."""
-    chunks = [tokenizer(c).input_ids for c in prompt.split("<image>")]
+def slow_tokenizer_of(tokenizer, legacy: bool = False) -> SlowLlamaTokenizer:
+    """The slow (sentencepiece) tokenizer the released code would have built from the same files."""
+    model_file = getattr(tokenizer, "vocab_file", None)
+    if not model_file or not Path(model_file).is_file():
+        raise AssertionError("The released-tokenization reference needs the tokenizer's sentencepiece tokenizer.model.")
+    return SlowLlamaTokenizer(model_file, legacy=legacy)
+
+
+def released_tokenization(tokenizer, prompt: str, image_index: int = IMAGE_TOKEN_INDEX, legacy: bool = False) -> list[int]:
+    """LLaVA's tokenizer_image_token with the slow tokenizer, written from its description: chunks
+    tokenized with special tokens, the first chunk's BOS kept, every later chunk's first token dropped
+    when the first chunk began with BOS, image_index between chunks. `tokenizer` is a slow reference
+    (`SlowLlamaTokenizer`) or a fast tokenizer whose tokenizer.model is used to build one."""
+    slow = tokenizer if isinstance(tokenizer, SlowLlamaTokenizer) else slow_tokenizer_of(tokenizer, legacy)
+    chunks = [slow(c) for c in prompt.split("<image>")]
     out, offset = [], 0
-    if chunks and chunks[0] and chunks[0][0] == tokenizer.bos_token_id:
+    if chunks and chunks[0] and chunks[0][0] == slow.bos_token_id:
         offset = 1
         out.append(chunks[0][0])
     for i, chunk in enumerate(chunks):

@@ -45,8 +45,9 @@ def test_tokenization_matches_released_rule(tiny):
 def test_processor_outputs_and_padding(tiny, photos):
     _, processor = tiny
     prompts = [processor.format_prompt("short?"), processor.format_prompt("a much longer question here?")]
-    right = processor(images=[photos["chelsea"], photos["coffee"]], text=prompts, num_visual_tokens=[2, 5])
-    left = processor(images=[photos["chelsea"], photos["coffee"]], text=prompts, num_visual_tokens=[2, 5], padding_side="left")
+    assert processor.tokenizer.padding_side == "right"  # the tokenizer says right; inference pads left anyway
+    left = processor(images=[photos["chelsea"], photos["coffee"]], text=prompts, num_visual_tokens=[2, 5])
+    right = processor(images=[photos["chelsea"], photos["coffee"]], text=prompts, num_visual_tokens=[2, 5], padding_side="right")
     assert right["pixel_values"].shape == (2, 3, 56, 56) and right["pixel_values"].dtype == torch.float32
     assert right["attention_mask"][0, -1] == 0 and left["attention_mask"][0, 0] == 0
     image_id = processor.image_token_id

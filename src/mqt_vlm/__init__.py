@@ -1,7 +1,10 @@
 """mqt-vlm: elastic vision-language models with the Matryoshka Query Transformer.
 
-Public names are imported lazily so `import mqt_vlm` stays cheap (no transformers import until a
-model class is touched).
+`import mqt_vlm` registers our classes with transformers' Auto classes (the Hugging Face
+convention): afterwards `AutoConfig`, `AutoModel`, `AutoModelForImageTextToText`, `AutoProcessor`,
+`AutoImageProcessor` and `pipeline("image-text-to-text")` resolve an mqt_vlm folder. That imports
+transformers and torch; our public names are still resolved lazily, and no optional package
+(accelerate, fastapi, matplotlib, ...) is imported by our code.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        module = importlib.import_module(_EXPORTS[name])
-        if name in ("MQTConfig", "MQTForConditionalGeneration", "MQTProcessor", "MQTImageProcessor"):
-            importlib.import_module("mqt_vlm.modeling.auto").register()  # the Auto classes
-        return getattr(module, name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'mqt_vlm' has no attribute {name!r}")
+
+
+importlib.import_module("mqt_vlm.modeling.auto").register()

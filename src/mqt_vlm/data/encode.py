@@ -8,10 +8,13 @@ to `max_length` once m is known. Truncation happens after the expansion, so the 
 count towards `max_length` exactly as they do in the model.
 
 Tokenization follows the released code (and `MQTProcessor.tokenize_prompt`, which a test checks
-token for token): the text is split at `<image>`, each piece is tokenized on its own, and BOS is kept
-only at the very start. Labels come from character offsets: a token is a target when the last
-character it covers lies inside a target segment of `templates.render`, so the decoded target
-tokens are exactly the answers (with `</s>` for vicuna_v1).
+token for token): the text is split at `<image>`, each piece is tokenized on its own as the slow
+sentencepiece tokenizer did (`processing.tokenization.encode_text`), and BOS is kept only at the
+very start. Labels come from character offsets: a token is a target when the last character it
+covers lies inside a target segment of `templates.render`, so the decoded target tokens are exactly
+the answers (with `</s>` for vicuna_v1). LLaVA's preprocess_v1 finds the same tokens by counting
+each round's tokens instead (tests/test_tokenization_parity.py compares the two); where its counts
+disagree with the whole conversation it masks the entire sample, while offsets cannot disagree.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from mqt_vlm.assets import cache_dir, llama_tokenizer_dir
 from mqt_vlm.errors import MQTError
 from mqt_vlm.processing.templates import IMAGE_TOKEN, Segment
+from mqt_vlm.processing.tokenization import align_with_sentencepiece, encode_text
 
 IGNORE_INDEX = -100
 
@@ -62,6 +66,7 @@ def encode_segments(
     """Tokenize rendered segments; labels keep only tokens that end inside a target segment."""
     if not getattr(tokenizer, "is_fast", False):
         raise MQTError("Training needs a fast tokenizer (offset mappings); load it with AutoTokenizer.")
+    align_with_sentencepiece(tokenizer)  # once per tokenizer: whitespace runs as the slow tokenizer merges them
     text = "".join(segment.text for segment in segments)
     targets = _target_mask(segments)
     chunks = text.split(image_token)
@@ -78,8 +83,8 @@ def encode_segments(
             ids.append(image_token_id)
             labels.append(IGNORE_INDEX)
             start += len(image_token)
-        encoding = tokenizer(chunk, return_offsets_mapping=True)
-        pieces = list(zip(encoding["input_ids"], encoding["offset_mapping"]))
+        chunk_ids, offsets = encode_text(tokenizer, chunk, with_offsets=True)
+        pieces = list(zip(chunk_ids, offsets or []))
         if k > 0 and pieces and bos is not None and pieces[0][0] == bos:
             pieces = pieces[1:]  # BOS only at the very start of the sequence
         for token, (lo, hi) in pieces:
