@@ -57,18 +57,19 @@ def test_validate_reports_each_problem_with_its_id(broken, processor) -> None:
     path, images, expected = broken
     report = validate(path, images, processor, "vicuna_v1", max_length=200, max_budget=16, verify_images=True)
     found = {p.id: p.kind for p in report.problems}
-    assert found.pop("line 4") == "bad_json"
+    assert found.pop("broken-json") == "bad_json"  # the id is read from the start of the broken line
     assert found.pop("#5") == "not_a_record"
     assert found == expected
     assert [r.id for r in report.valid] == ["good-image", "good-text"]
     assert report.total == len(expected) + 4
 
 
-def test_unreadable_images_need_decoding_but_missing_ones_do_not(broken, processor) -> None:
+def test_truncated_images_need_decoding_but_missing_and_non_images_do_not(broken, processor) -> None:
     path, images, _ = broken
     report = validate(path, images, processor, "vicuna_v1", max_length=200, max_budget=16, verify_images=False)
     kinds = {p.id: p.kind for p in report.problems}
-    assert kinds["missing"] == "missing_image" and "unreadable" not in kinds
+    assert kinds["missing"] == "missing_image" and kinds["unreadable"] == "unreadable_image"  # header read
+    assert "truncated-file" not in kinds  # its header is intact: only decoding finds it
 
 
 def test_check_prints_a_summary_and_fails(broken, cache_dir, capsys) -> None:

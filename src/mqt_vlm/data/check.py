@@ -1,10 +1,13 @@
 """Validate a LLaVA-format data file before a long run: `mqt data check`, and the trainer's start-up gate.
 
 A day into a run is the wrong time to meet a missing image. `validate` finds every record that
-cannot be trained on, with its id and the reason: bad JSON, a malformed record, missing or
-unreadable images, zero or several `<image>`, empty or non-alternating turns, and samples that do
-not fit `max_length` at the largest budget (the image does not fit, or no answer token survives
-truncation). Conversations that are merely cut at `max_length` are fine, and counted.
+cannot be trained on, with its id and the reason: bad JSON or text that is not UTF-8, a malformed
+record, image paths that leave the image folder, missing or unreadable images and images outside
+the size rule (`processing.images.check_image_size`, read from the header), zero or several
+`<image>`, empty or non-alternating turns, and samples that do not fit `max_length` at the largest
+budget (the image does not fit, or no answer token survives truncation). Conversations that are
+merely cut at `max_length` are fine, and counted. A record that makes a check fail in an unforeseen
+way is reported like the others: one record must never hide the rest of the report.
 
 Length is exact where it matters and cheap elsewhere: a UTF-8 byte count bounds the token count
 (each token covers at least one byte, plus BOS and a prefix space per text piece), and only records
@@ -14,6 +17,7 @@ whose bound exceeds `max_length` are tokenized.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from mqt_vlm.data.encode import OFFLINE_LLAMA_TOKENIZER, length_problem, tokenizer_source
-from mqt_vlm.data.llava import Problem, Record, RecordError, conversation_turns, encode_record, read_records
+from mqt_vlm.data.llava import Problem, Record, RecordError, conversation_turns, encode_record, read_records, resolve_image
 from mqt_vlm.errors import MQTError
-from mqt_vlm.processing.images import load_image
+from mqt_vlm.processing.images import check_image_size, load_image
 from mqt_vlm.processing.templates import IMAGE_TOKEN, TEMPLATES, render
 
 
@@ -87,20 +91,42 @@ def _byte_bound(record: Record, template: str, tokenizer: Any) -> int:
     return len(text.encode("utf-8")) + 4
 
 
-def _image_problem(record: Record, image_folder: Path | None, verify: bool) -> tuple[str, str] | None:
+def _image_header(path: Path, where: str) -> tuple[str, str] | None:
+    """The size rule from the header alone (no decoding): cheap enough for every image of a run."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                size = image.size
+    except Exception as exc:  # any failure to read a header is a property of that file
+        return ("unreadable_image", f"{where} is not a readable image ({type(exc).__name__}: {exc})")
+    try:
+        check_image_size(*size, where)
+    except MQTError as exc:
+        return ("image_size", str(exc))
+    return None
+
+
+def _image_problem(record: Record, image_folder: Path | None, verify: bool, allow_absolute: bool = False) -> tuple[str, str] | None:
     if record.image is None:
         return None
-    if image_folder is None:
-        return ("missing_image", f"record has image {record.image!r} but no image folder was given")
-    path = image_folder / record.image
-    if not path.is_file():
-        return ("missing_image", f"image {record.image} not found under {image_folder}")
-    if verify:
-        try:
-            load_image(path, name=f"image {record.image}")
-        except MQTError as exc:
-            return ("unreadable_image", str(exc))
-    return None
+    where = f"image {record.image}"
+    try:
+        path = resolve_image(image_folder, record.image, allow_absolute)
+        if not path.is_file():
+            return ("missing_image", f"{where} not found" + (f" under {image_folder}" if image_folder else ""))
+        problem = _image_header(path, where)
+        if problem is None and verify:
+            load_image(path, name=where)
+    except RecordError as exc:
+        return (exc.kind, str(exc))
+    except MQTError as exc:
+        return ("unreadable_image", str(exc))
+    except Exception as exc:  # a decoder bug on one file must not lose the report of the others
+        return ("unreadable_image", f"{where}: {type(exc).__name__}: {exc}")
+    return problem
 
 
 def validate(
@@ -112,14 +138,17 @@ def validate(
     max_budget: int,
     verify_images: bool = False,
     workers: int = 0,
+    allow_absolute_paths: bool = False,
 ) -> CheckReport:
     """Check every record of `path` for training with `template` at budgets up to `max_budget`.
 
     `processor` needs `.tokenizer`, `.image_token_id` and `.image_token` (an `MQTProcessor` or a
-    `TokenizerView`). `verify_images` decodes every image (slow on big sets; existence is always checked).
+    `TokenizerView`). `verify_images` decodes every image (slow on big sets); where the path leads,
+    existence and the size rule (from the header) are always checked.
     """
     records, problems = read_records(path)
-    return validate_records(path, records, problems, image_folder, processor, template, max_length, max_budget, verify_images, workers)
+    return validate_records(path, records, problems, image_folder, processor, template, max_length, max_budget,
+                            verify_images, workers, allow_absolute_paths)
 
 
 def validate_records(
@@ -133,6 +162,7 @@ def validate_records(
     max_budget: int,
     verify_images: bool = False,
     workers: int = 0,
+    allow_absolute_paths: bool = False,
 ) -> CheckReport:
     """`validate` for records already read with `read_records` (the trainer reads them once)."""
     if template not in TEMPLATES:
@@ -143,7 +173,7 @@ def validate_records(
     total = len(records) + len(problems)
     folder = Path(image_folder) if image_folder is not None else None
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        image_results = list(pool.map(lambda r: _image_problem(r, folder, verify_images), records))
+        image_results = list(pool.map(lambda r: _image_problem(r, folder, verify_images, allow_absolute_paths), records))
     valid: list[Record] = []
     truncated: list[str] = []
     for record, image_result in zip(records, image_results):
@@ -162,6 +192,9 @@ def validate_records(
         except RecordError as exc:
             problems.append(Problem(record.index, record.id, exc.kind, str(exc)))
             continue
+        except Exception as exc:  # reported with its id, so that the other records are still checked
+            problems.append(Problem(record.index, record.id, "unexpected_error", f"{type(exc).__name__}: {exc}"))
+            continue
         valid.append(record)
     problems.sort(key=lambda p: p.index)
     return CheckReport(Path(path), total, valid, problems, truncated)
@@ -177,10 +210,13 @@ def check(
     verify_images: bool = True,
     workers: int = 0,
     show: int = 20,
+    allow_absolute_paths: bool = False,
 ) -> None:
     """Check a LLaVA-format data file (.json list or .jsonl) before training on it.
 
-    Reports, with record ids: invalid JSON, malformed records, missing or unreadable images, zero or
+    Reports, with record ids: invalid JSON or UTF-8, malformed records, image paths that leave
+    --image-folder (through '..' or a symbolic link; absolute paths only with --allow-absolute-paths),
+    missing or unreadable images, images too large or too narrow, zero or
     several <image> placeholders, empty or non-alternating turns, and samples that do not fit
     --max-length with --num-visual-tokens image tokens (the largest budget you will train with:
     256 for the paper's recipe). Use --template plain for stage-1 caption data. Token counts use
@@ -196,6 +232,7 @@ def check(
         num_visual_tokens,
         verify_images=verify_images,
         workers=workers,
+        allow_absolute_paths=allow_absolute_paths,
     )
     print(report.summary(show))
     if not report.ok:

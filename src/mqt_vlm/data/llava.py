@@ -11,13 +11,20 @@ in its first human turn, and a text-only record has none. Normalisation follows 
 training code: `plain` (stage 1) keeps only the image and the caption, and `vicuna_v1` moves the
 placeholder to the front of the first question (`<image>\\n{question}`), the inference layout.
 
-Images are opened in `__getitem__`, i.e. in DataLoader workers, never up front.
+Images are opened in `__getitem__`, i.e. in DataLoader workers, never up front. Every image path
+goes through `resolve_image`: the data file is input like any other, and a `../` or a symbolic link
+must not make training read files outside the image folder.
+
+Reading never lets one record hide the others: a line that is not UTF-8 or not JSON, a value nested
+too deep for the parser, or a lone surrogate is a problem of that record; only a file that is not a
+JSON list (or JSON lines) at all is one error.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,10 +66,60 @@ class RecordError(MQTError):
         self.kind = kind
 
 
+def _printable(text: str) -> str:
+    """`text` with lone surrogates (invalid UTF-8 bytes, or escapes such as \\ud800) written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _record_id(raw: Any, index: int) -> str:
-    if isinstance(raw, dict) and raw.get("id") not in (None, ""):
-        return str(raw["id"])
+    if isinstance(raw, dict) and raw.get("id") not in (None, "") and not isinstance(raw.get("id"), (dict, list)):
+        return _printable(str(raw["id"]))
     return f"#{index}"
+
+
+def _check_unicode(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start:exc.end]
+        if all("\udc80" <= c <= "\udcff" for c in bad):  # bytes `_decode` could not read as UTF-8
+            why = "bytes that are not UTF-8 (" + " ".join(f"0x{ord(c) - 0xDC00:02x}" for c in bad) + ")"
+        else:
+            why = f"a lone surrogate ({_printable(bad)}), which no UTF-8 text can hold"
+        raise RecordError("bad_encoding", f"{where}, at character {exc.start}, has {why}; fix or drop the record") from None
+
+
+def resolve_image(image_folder: Path | None, image: str, allow_absolute: bool = False) -> Path:
+    """The file a record's `image` names, which must lie inside `image_folder` once `..` and symbolic
+    links are resolved; absolute paths only with `allow_absolute` (--allow-absolute-paths).
+
+    The one containment rule of `mqt data check` and of training: without it a data file could make
+    the trainer open and decode any file the process can read (`../../etc/passwd`, `/root/.ssh/...`,
+    or a link in the image folder pointing there).
+    """
+    path = Path(image)
+    if path.is_absolute() and not allow_absolute:
+        raise RecordError(
+            "absolute_image_path",
+            f"image {image!r} is an absolute path; paths must be relative to the image folder (pass "
+            "--allow-absolute-paths, or data.allow_absolute_paths: true, if you trust the data file)",
+        )
+    if not path.is_absolute() and image_folder is None:
+        raise RecordError("missing_image", f"record has image {image!r} but no image folder was given (--image-folder)")
+    try:
+        if path.is_absolute():
+            return path.resolve()
+        root = Path(image_folder).resolve()  # type: ignore[arg-type]
+        target = (root / path).resolve()  # follows every symbolic link on the way
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
+        raise RecordError("bad_image_field", f"image {image!r} is not a usable path ({exc})") from None
+    if not target.is_relative_to(root):
+        raise RecordError(
+            "image_outside_folder",
+            f"image {image!r} resolves to {target}, outside the image folder {root} (a '..' or a symbolic link "
+            "leads out of it); copy the file into the folder",
+        )
+    return target
 
 
 def parse_record(raw: Any, index: int) -> Record:
@@ -72,6 +129,8 @@ def parse_record(raw: Any, index: int) -> Record:
     image = raw.get("image")
     if image is not None and (not isinstance(image, str) or not image.strip()):
         raise RecordError("bad_image_field", f"'image' must be one relative path (a string), got {image!r}")
+    if image is not None:
+        _check_unicode(image, "'image'")
     conversations = raw.get("conversations")
     if not isinstance(conversations, list) or not conversations:
         raise RecordError("no_conversations", "'conversations' must be a non-empty list of turns")
@@ -79,6 +138,7 @@ def parse_record(raw: Any, index: int) -> Record:
     for i, turn in enumerate(conversations):
         if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
             raise RecordError("bad_turn", f"turn {i} must be an object with 'from' and a string 'value'")
+        _check_unicode(turn["value"], f"turn {i}")
         role = ROLES.get(str(turn.get("from", "")).lower())
         if role is None:
             raise RecordError("bad_turn", f"turn {i} has 'from': {turn.get('from')!r}; use 'human' or 'gpt'")
@@ -99,31 +159,117 @@ def parse_record(raw: Any, index: int) -> Record:
     return Record(index, _record_id(raw, index), image, tuple(turns))
 
 
-def read_raw(path: Path) -> list[tuple[int, Any] | Problem]:
-    """Raw records of a `.json` list or `.jsonl` file; unparsable jsonl lines become problems.
+_DEEP = "too_deep"
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_SKIP = re.compile(_STRING + r"|[\[\]{}]")  # a string, or a bracket
+_SCALAR = re.compile(r"[^,\]]*")
+_LEADING_ID = re.compile(r'\{\s*"id"\s*:\s*(' + _STRING + r"|-?\d{1,30})")
 
-    A `.json` file that is not valid JSON as a whole is an `MQTError` (nothing can be checked).
+
+def _leading_id(text: str, start: int, fallback: str) -> str:
+    """The id of a record that cannot be parsed, when it is written first (`{"id": ...`)."""
+    match = _LEADING_ID.match(text, start)
+    if match is None:
+        return fallback
+    try:
+        return _printable(str(json.loads(match.group(1))))
+    except ValueError:
+        return fallback
+
+
+def _skip_value(text: str, start: int) -> int:
+    """End of the JSON value starting at `start`, found without recursion."""
+    if not text.startswith(("[", "{"), start):
+        return _SCALAR.match(text, start).end()  # type: ignore[union-attr]
+    depth = 0
+    for match in _SKIP.finditer(text, start):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    raise ValueError("unterminated array or object")
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 text; undecodable bytes become lone surrogates, reported by the record that holds them."""
+    return data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+
+
+def _json_lines(text: str) -> Iterator[tuple[int, Any] | Problem]:
+    decoder = json.JSONDecoder()
+    index = 0
+    for line_number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may sit in a string
+        if not line.strip():
+            continue
+        where = f"line {line_number}"
+        try:
+            yield index, decoder.decode(line)
+        except json.JSONDecodeError as exc:
+            yield Problem(index, _leading_id(line, 0, where), "bad_json", f"{where}: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            yield Problem(index, _leading_id(line, 0, where), _DEEP, f"{where}: JSON nested too deep to parse")
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            yield Problem(index, _leading_id(line, 0, where), "bad_json", f"{where}: {exc}")
+        index += 1
+
+
+def _json_list_items(text: str, path: Path) -> Iterator[tuple[int, Any] | Problem]:
+    """The elements of a JSON list one by one, for a file `json.loads` cannot take whole: an element
+    nested too deep (or holding an unconvertible number) is skipped and reported, the rest are read."""
+    decoder = json.JSONDecoder()
+    whitespace = re.compile(r"\s*")
+
+    def skip(pos: int) -> int:
+        return whitespace.match(text, pos).end()  # type: ignore[union-attr]
+
+    pos = skip(0)
+    if not text.startswith("[", pos):
+        raise MQTError(f"{path} must hold a JSON list of records (or use .jsonl).")
+    pos, index = skip(pos + 1), 0
+    while not text.startswith("]", pos):
+        try:
+            raw, pos = decoder.raw_decode(text, pos)
+            yield index, raw
+        except json.JSONDecodeError as exc:
+            raise MQTError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+        except (RecursionError, ValueError) as exc:
+            kind, why = (_DEEP, "JSON nested too deep to parse") if isinstance(exc, RecursionError) else ("bad_json", str(exc))
+            yield Problem(index, _leading_id(text, pos, f"#{index}"), kind, f"record {index}: {why}")
+            try:
+                pos = _skip_value(text, pos)
+            except ValueError:
+                raise MQTError(f"{path} is not valid JSON: record {index} never ends.") from None
+        pos = skip(pos)
+        if text.startswith(",", pos):
+            pos = skip(pos + 1)
+        elif not text.startswith("]", pos):
+            raise MQTError(f"{path} is not valid JSON: expected ',' or ']' after record {index}.")
+        index += 1
+
+
+def read_raw(path: Path) -> list[tuple[int, Any] | Problem]:
+    """Raw records of a `.json` list or `.jsonl` file; a record that cannot be parsed is a `Problem`.
+
+    A file that is not a JSON list (or JSON lines) as a whole is an `MQTError` (nothing can be checked).
     """
     path = Path(path)
     if not path.is_file():
         raise MQTError(f"Data file {path} does not exist.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = _decode(path.read_bytes())
+    except OSError as exc:
+        raise MQTError(f"Cannot read data file {path}: {exc.strerror or exc}.") from None
     if path.suffix == ".jsonl":
-        out: list[tuple[int, Any] | Problem] = []
-        index = 0
-        for line_number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append((index, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                out.append(Problem(index, f"line {line_number}", "bad_json", f"line {line_number}: {exc.msg} (column {exc.colno})"))
-            index += 1
-        return out
+        return list(_json_lines(text))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MQTError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from exc
+        raise MQTError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+    except (RecursionError, ValueError):  # one record too deep or too big: read the others one by one
+        return list(_json_list_items(text, path))
     if not isinstance(data, list):
         raise MQTError(f"{path} must hold a JSON list of records (or use .jsonl), got {type(data).__name__}.")
     return list(enumerate(data))
@@ -185,6 +331,7 @@ class LlavaDataset(Dataset):
         processor: Any,
         template: str,
         skip_bad_samples: bool = False,
+        allow_absolute_paths: bool = False,
     ) -> None:
         if not records:
             raise MQTError("The dataset has no usable records.")
@@ -193,15 +340,14 @@ class LlavaDataset(Dataset):
         self.processor = processor
         self.template = template
         self.skip_bad_samples = skip_bad_samples
+        self.allow_absolute_paths = allow_absolute_paths
 
     def __len__(self) -> int:
         return len(self.records)
 
     def image_path(self, record: Record) -> Path:
         assert record.image is not None
-        if self.image_folder is None:
-            raise MQTError(f"Record {record.id} has an image but no image folder was given (--image-folder).")
-        return self.image_folder / record.image
+        return resolve_image(self.image_folder, record.image, self.allow_absolute_paths)
 
     def load(self, index: int) -> dict[str, Any]:
         record = self.records[index]

@@ -61,6 +61,7 @@ class DataConfig:
     num_workers: int = 4
     skip_bad_samples: bool = False
     verify_images: bool = False
+    allow_absolute_paths: bool = False  # image paths may be absolute (relative ones never leave image_folder)
 
     def validate(self) -> None:
         if self.path is None:

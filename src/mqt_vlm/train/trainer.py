@@ -200,6 +200,7 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
     report = validate_records(
         Path(config.data.path), records, problems, image_folder, processor, config.data.template,
         config.data.max_length, sampler.max_budget, verify_images=config.data.verify_images,
+        allow_absolute_paths=config.data.allow_absolute_paths,
     )
     if not report.ok and not config.data.skip_bad_samples:
         raise MQTError(report.summary() + "\nInvalid records found; fix them or pass --skip-bad-samples.")
@@ -208,7 +209,8 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
     accumulation = plan.accumulation_steps(world)
     accelerator.gradient_accumulation_steps = accumulation
     total_steps = config.runtime.max_steps or plan.steps_per_epoch * config.optim.epochs
-    dataset = LlavaDataset(valid, image_folder, processor, config.data.template, config.data.skip_bad_samples)
+    dataset = LlavaDataset(valid, image_folder, processor, config.data.template, config.data.skip_bad_samples,
+                           config.data.allow_absolute_paths)
 
     optimizer = _make_optimizer(config, model)
     scheduler = _make_scheduler(config, optimizer, total_steps)
