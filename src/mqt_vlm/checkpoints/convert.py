@@ -15,7 +15,6 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from transformers import initialization as hf_init
 
 from mqt_vlm.checkpoints.released import (
-    _DTYPES,
     TOWER_PREFIX,
     _budget_default,
     clip_config_from_tensors,
@@ -26,6 +25,7 @@ from mqt_vlm.checkpoints.released import (
     weight_files,
 )
 from mqt_vlm.errors import MQTError
+from mqt_vlm.loading import parse_dtype
 from mqt_vlm.modeling.auto import register
 from mqt_vlm.modeling.builder import image_processor_for
 from mqt_vlm.modeling.configuration import MQTConfig
@@ -159,10 +159,9 @@ def convert_released(
 
 
 def _resolve_dtype(dtype: str, files: list[Path]) -> torch.dtype:
-    if dtype != "auto":
-        if dtype not in _DTYPES:
-            raise MQTError(f"--dtype must be auto or one of {sorted(_DTYPES)}, got {dtype!r}.")
-        return _DTYPES[dtype]
+    parsed = parse_dtype(dtype)
+    if parsed is not None:
+        return parsed
     for _, tensor in iter_tensors(files[:1]):
         if tensor.is_floating_point():
             return tensor.dtype

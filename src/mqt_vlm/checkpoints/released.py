@@ -29,7 +29,6 @@ TOWER_PREFIX = "model.vision_tower.vision_tower.vision_model."
 # config keys of the LLaVA fork that are not LLaMA fields
 _LLAVA_KEYS = re.compile(r"^(mm_|tune_|freeze_|use_mm_proj|image_aspect_ratio|query_abstractor|num_visual_tokens|"
                          r"image_grid_pinpoints|unfreeze_|architectures|model_type|_name_or_path|transformers_version)")
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def map_key(key: str) -> str | None:

@@ -39,8 +39,9 @@ def evaluate(
                                                    "budget,score[,tflops]."),
     max_new_tokens: int | None = typer.Option(None, help="Override every benchmark's LLaVA default (128 short "
                                                          "answers, 1024 long) for smoke runs."),
-    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
-    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (default: the checkpoint's)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
+    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (or fp32, bf16, fp16; default: the "
+                                                "checkpoint's)."),
     judge_url: str | None = typer.Option(None, envvar="MQT_JUDGE_URL", help="OpenAI-compatible base URL (e.g. "
                                          "https://api.openai.com/v1) to judge LLaVA-Bench and MM-Vet; key in "
                                          "OPENAI_API_KEY."),
@@ -53,8 +54,6 @@ def evaluate(
     Writes under OUT: predictions/ (one .jsonl per benchmark and budget), metrics.json,
     results.csv (benchmark, metric, budget, score, tflops, seconds), results.md and plots/.
     """
-    import torch
-
     from mqt_vlm.eval.benchmarks import parse_benchmarks
     from mqt_vlm.eval.generator import ModelGenerator
     from mqt_vlm.eval.judge import JudgeConfig
@@ -71,7 +70,6 @@ def evaluate(
     if judge_url:
         judge = JudgeConfig(base_url=judge_url, model=judge_model,
                             api_key=os.environ.get("MQT_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY"))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     loaded, processor = load_model(model, dtype=dtype, device=device)
     config = SweepConfig(benchmarks=chosen, budgets=budget_list, data_root=data_root, out=out, model=str(model),
                          limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, baseline=baseline_rows,

@@ -56,8 +56,8 @@ def generate(
     auto_budgets: str = typer.Option("16,64,256", help="Budgets 'auto' tries, in order (clipped to M)."),
     auto_threshold: float = typer.Option(0.5, help="'auto' accepts an answer whose confidence reaches this."),
     auto_metric: str = typer.Option("mean_prob", help="'auto' confidence: mean_prob or first_token_prob."),
-    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (default: as saved)."),
-    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cpu)."),
+    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (or fp32, bf16, fp16; default: as saved)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
 ) -> None:
     """Answer a prompt about an image at one or several visual-token budgets."""
@@ -129,8 +129,8 @@ def chat(
     stream: bool = typer.Option(True, help="Print answers as they are generated."),
     auto_budgets: str = typer.Option("16,64,256", help="Budgets '/tokens auto' tries, in order."),
     auto_threshold: float = typer.Option(0.5, help="'auto' accepts an answer whose confidence reaches this."),
-    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (default: as saved)."),
-    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cpu)."),
+    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (or fp32, bf16, fp16; default: as saved)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
 ) -> None:
     """Talk about an image interactively; /tokens N changes the visual-token budget, /help lists commands."""

@@ -55,8 +55,8 @@ def serve(
     body_timeout: float = typer.Option(30.0, help="Seconds a request has to send its whole body (HTTP 408 beyond)."),
     api_docs: bool = typer.Option(False, help="Serve /docs, /redoc and /openapi.json (off: they are 404)."),
     template: str | None = typer.Option(None, help="Prompt template: vicuna_v1, plain or chat (default: the model's)."),
-    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (default: as saved)."),
-    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cpu)."),
+    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (or fp32, bf16, fp16; default: as saved)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API with a visual-token budget per request."""

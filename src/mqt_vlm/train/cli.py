@@ -13,7 +13,7 @@ def train(
     output_dir: Path,
     data: Optional[Path] = None,
     image_folder: Optional[Path] = None,
-    init_from: Optional[Path] = None,
+    init_from: Optional[str] = None,
     mqt_weights: Optional[Path] = None,
     budget: Optional[str] = None,
     budgets_per_step: Optional[int] = None,
@@ -30,14 +30,16 @@ def train(
     precision: Optional[str] = None,
     resume: bool = False,
     skip_bad_samples: bool = False,
+    allow_absolute_paths: bool = False,
     tensorboard: bool = False,
 ) -> None:
     """Train one stage of an elastic VLM from a stage config (YAML/JSON; presets in configs/).
 
     Run under `accelerate launch` for several processes (DDP, FSDP or DeepSpeed per the accelerate
     config); the global batch stays what the config says for any process count. Options override
-    the config: --data/--image-folder (a LLaVA .json/.jsonl file and its images), --init-from (an
-    mqt_vlm directory to start from, e.g. the stage-1 OUTPUT_DIR/final), --mqt-weights (a released
+    the config: --data/--image-folder (a LLaVA .json/.jsonl file and its images; image paths must stay
+    inside the folder, absolute ones need --allow-absolute-paths), --init-from (an mqt_vlm directory
+    to start from, e.g. the stage-1 OUTPUT_DIR/final, or builtin:NAME), --mqt-weights (a released
     query_abstractor.bin), --budget (fixed:256, even:2-256, uniform:1-256, log-uniform:1-256,
     choices:2,4,8), --budgets-per-step K (loss summed over K budgets each step). The data is checked
     first; invalid records stop the run unless --skip-bad-samples (skipped ids are logged).
@@ -65,6 +67,7 @@ def train(
         "data.num_workers": num_workers,
         "runtime.precision": precision,
         "data.skip_bad_samples": True if skip_bad_samples else None,
+        "data.allow_absolute_paths": True if allow_absolute_paths else None,
         "runtime.tensorboard": True if tensorboard else None,
     }
     if init_from is not None:  # start from a trained model instead of the config's own source

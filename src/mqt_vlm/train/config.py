@@ -27,7 +27,7 @@ from mqt_vlm.train.budgets import parse_budget_sampler
 class ModelConfig:
     """Where the model comes from: exactly one of `pretrained` or `preset`.
 
-    pretrained: an mqt_vlm directory (a stage-1 output, or any exported model).
+    pretrained: an mqt_vlm directory (a stage-1 output, or any exported model) or builtin:NAME.
     preset: an architecture preset ("tiny", "mqt-llava-7b"); random weights, except the parts named
       by `vision` / `language_model` (HF folders or hub ids), whose weights are loaded.
     mqt_weights: query-transformer weights applied afterwards (a released `query_abstractor.bin`,

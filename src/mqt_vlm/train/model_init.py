@@ -1,5 +1,6 @@
-"""Build the model a stage starts from: a preset or a pretrained directory, optional released MQT
-weights, optional LoRA adapters, then trainability and memory settings.
+"""Build the model a stage starts from: a preset or a pretrained model (a folder or `builtin:NAME`,
+read by `mqt_vlm.loading.load_model`, the loader every command uses, strict about missing tensors),
+optional released MQT weights, optional LoRA adapters, then trainability and memory settings.
 
 Order matters and lives here only: weights are loaded before adapters are added, adapters before
 `apply_trainability` (which must see the adapter parameters), and frozen weights are cast to the
@@ -15,11 +16,10 @@ import torch
 
 from mqt_vlm.data.encode import tokenizer_source
 from mqt_vlm.errors import MQTError
+from mqt_vlm.loading import load_model, parse_dtype
 from mqt_vlm.train.config import LoraConfig, ModelConfig, TrainConfig
 from mqt_vlm.train.mqt_weights import load_mqt_weights
 from mqt_vlm.train.trainability import apply_trainability
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _quantization_config(lora: LoraConfig) -> Any:
@@ -39,20 +39,11 @@ def load_base(model_config: ModelConfig, lora: LoraConfig | None = None) -> tupl
     """(model, processor) before any training-specific change."""
     from mqt_vlm.modeling.auto import register
     from mqt_vlm.modeling.builder import build_model, load_preset
-    from mqt_vlm.modeling.modeling import MQTForConditionalGeneration
-    from mqt_vlm.processing.processor import MQTProcessor
 
     register()
     quantization = _quantization_config(lora) if lora is not None else None
-    if model_config.pretrained is not None:
-        folder = Path(model_config.pretrained)
-        if not (folder / "config.json").is_file():
-            raise MQTError(f"model.pretrained={folder} is not an mqt_vlm directory (no config.json); pass a stage-1 output's final/ folder.")
-        kwargs: dict[str, Any] = {"dtype": torch.float32}  # frozen_dtype decides storage later
-        if quantization is not None:
-            kwargs["quantization_config"] = quantization
-        model = MQTForConditionalGeneration.from_pretrained(folder, **kwargs)
-        processor = MQTProcessor.from_pretrained(folder)
+    if model_config.pretrained is not None:  # fp32 here: frozen_dtype decides storage later
+        model, processor = load_model(model_config.pretrained, dtype="float32", quantization_config=quantization)
     else:
         if quantization is not None:
             raise MQTError("QLoRA loads quantized weights with from_pretrained: start from model.pretrained, not a preset.")
@@ -99,7 +90,7 @@ def prepare_model(config: TrainConfig, mixed_precision: str) -> tuple[Any, Any, 
     if use_lora:
         add_lora(model, config.lora)
     trainable = apply_trainability(model, config.trainable)
-    frozen_dtype = DTYPES[config.runtime.frozen_dtype]
+    frozen_dtype = parse_dtype(config.runtime.frozen_dtype, "runtime.frozen_dtype")
     if frozen_dtype != torch.float32 and mixed_precision in ("bf16", "fp16"):
         for parameter in model.parameters():
             if not parameter.requires_grad and parameter.dtype == torch.float32:

@@ -32,7 +32,7 @@ from mqt_vlm.train.checkpoint import TrainerState, latest_checkpoint, list_check
 from mqt_vlm.train.config import TrainConfig
 from mqt_vlm.train.export import export_model
 from mqt_vlm.train.metrics import StepLogger
-from mqt_vlm.train.model_init import DTYPES, prepare_model
+from mqt_vlm.train.model_init import prepare_model
 from mqt_vlm.train.step import StepResult, train_step
 from mqt_vlm.train.trainability import count_parameters
 
@@ -284,7 +284,7 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
         accelerator, model, processor, output_dir / "final",
         info={"stage": config.stage, "step": state.step, "config": config.to_dict()},
         lora_scaling=lora_scaling,
-        dtype=DTYPES["bf16"] if mixed_precision == "bf16" else torch.float32,
+        dtype=torch.bfloat16 if mixed_precision == "bf16" else torch.float32,
     )
     logger.event("end", step=state.step, samples_seen=state.samples_seen, tokens_seen=state.tokens_seen,
                  skipped_samples=state.skipped_samples, weight_digests=digests, export=str(final))
