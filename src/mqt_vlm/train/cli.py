@@ -44,7 +44,8 @@ def train(
     choices:2,4,8), --budgets-per-step K (loss summed over K budgets each step). The data is checked
     first; invalid records stop the run unless --skip-bad-samples (skipped ids are logged).
     Checkpoints go to OUTPUT_DIR/checkpoints every --save-every steps and at the end; --resume
-    continues from the latest one exactly. The trained model is exported to OUTPUT_DIR/final.
+    continues from the newest intact one exactly (damaged ones are named and set aside). The trained
+    model is exported to OUTPUT_DIR/final.
     """
     from mqt_vlm.train.trainer import run_training
 

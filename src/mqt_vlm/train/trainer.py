@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from mqt_vlm.data.encode import tokenizer_source
 from mqt_vlm.data.llava import LlavaDataset, Record, approximate_length, read_records
 from mqt_vlm.errors import MQTError
 from mqt_vlm.train.budgets import parse_budget_sampler
-from mqt_vlm.train.checkpoint import TrainerState, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from mqt_vlm.train.checkpoint import TrainerState, list_checkpoints, load_newest_intact, save_checkpoint
 from mqt_vlm.train.config import TrainConfig
 from mqt_vlm.train.export import export_model
 from mqt_vlm.train.metrics import StepLogger
@@ -117,7 +118,14 @@ def _check_resume_config(output_dir: Path, config: TrainConfig) -> None:
     saved_path = output_dir / "config.json"
     if not saved_path.is_file():
         return
-    saved, current = json.loads(saved_path.read_text()), config.to_dict()
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MQTError(f"{saved_path} (the run's config, compared on --resume) is damaged: {exc}. Restore it, "
+                       "or remove it to resume without the comparison.") from None
+    if not isinstance(saved, dict):
+        raise MQTError(f"{saved_path} (the run's config, compared on --resume) does not hold a JSON object.")
+    current = config.to_dict()
     changed = [f"{section}.{key}" for section in RESUME_MUST_MATCH for key in current[section] if saved.get(section, {}).get(key) != current[section][key]]
     for key in ("seed", "max_steps"):
         if saved.get("runtime", {}).get(key) != current["runtime"][key]:
@@ -222,10 +230,18 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     state = TrainerState(data_fingerprint=data_fingerprint(valid), skipped_samples=len(report.problems))
-    checkpoint = latest_checkpoint(output_dir) if resume else None
-    if checkpoint is not None:
+    checkpoint, damaged = None, []
+
+    def warn(text: str) -> None:
+        if accelerator.is_main_process:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+
+    resumed = load_newest_intact(accelerator, output_dir, warn) if resume else None
+    if resumed is not None:
         fingerprint = state.data_fingerprint
-        state = load_checkpoint(accelerator, checkpoint)
+        state, checkpoint, damaged = resumed
+        if damaged:
+            warn(f"resuming from {checkpoint}, the newest intact checkpoint (damaged ones renamed damaged-step-*)")
         if state.data_fingerprint != fingerprint:
             raise MQTError(f"{checkpoint} was trained on different data (fingerprint {state.data_fingerprint} != {fingerprint}).")
     if accelerator.is_main_process:
@@ -241,7 +257,7 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
         steps_per_epoch=plan.steps_per_epoch, budget_sampler=sampler.spec, budgets_per_step=config.budget.per_step,
         mixed_precision=mixed_precision, distributed=str(accelerator.distributed_type),
         parameters=count_parameters(accelerator.unwrap_model(model)), trainable=trainable,
-        checkpoint=str(checkpoint) if checkpoint else None,
+        checkpoint=str(checkpoint) if checkpoint else None, damaged_checkpoints=damaged,
     )
     logger.event("data", records=report.total, valid=len(valid), bad_samples=len(report.problems),
                  bad_ids=[p.id for p in report.problems[:50]], truncated=len(report.truncated))
