@@ -175,7 +175,7 @@ def test_errors_and_round_trip(tmp_path: Path) -> None:
 
 def test_cli_json_table_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "curve.png"
-    flops(budgets="8,16,256", json_out=True, plot=plot)
+    flops(budgets="8,16,256", as_json=True, plot=plot)
     report = json.loads(capsys.readouterr().out)
     assert [row["budget"] for row in report["rows"]] == [8, 16, 256]
     assert report["rows"][1]["paper_tflops"] == 1.34

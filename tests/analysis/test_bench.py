@@ -194,6 +194,9 @@ def test_cli_writes_json(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert [r["name"] for r in report["rows"]] == ["mqt-4"] and report["machine"]["threads"] == 1
     assert "| mqt | 4 |" in capsys.readouterr().out
+    bench(shape="tiny", model=None, budgets="4", layers=2, repeats=1, new_tokens=2, batch_sizes="", baseline=False,
+          threads=1, image=None, question="What is it?", as_json=True, json_out=None, quiet=None, clock="wall")
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)["rows"]] == ["mqt-4"]  # stdout is the JSON alone
     with pytest.raises(MQTError, match="Unknown shape"):
         bench(shape="nope", model=None, budgets="4", layers=2, repeats=1, new_tokens=2, batch_sizes="", baseline=False,
               threads=1, image=None, question="q", json_out=None, quiet=None, clock="wall")

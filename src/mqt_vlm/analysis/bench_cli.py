@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import typer
 
+from mqt_vlm.cli.json_output import JsonFlag, JsonOut, emit
 from mqt_vlm.errors import MQTError
 
 SHAPES = ("smollm2-clip336", "vicuna7b-clip336", "tiny")
@@ -270,13 +270,17 @@ def bench(
     threads: int = typer.Option(0, help="torch intra-op threads (0: the cores this process may use)."),
     image: Path | None = typer.Option(None, help="Image file (default: a fixed noise image; content does not matter)."),
     question: str = typer.Option(DEFAULT_QUESTION, help="Question, put in the vicuna_v1 template with the short-answer suffix."),
-    json_out: Path | None = typer.Option(None, help="Also write the full report (all samples) as JSON."),
+    as_json: JsonFlag = False,
+    json_out: JsonOut = None,
     quiet: float | None = typer.Option(None, help="Before each measurement wait (up to 60 s) until other processes use at most this fraction of the cores, e.g. 0.1 on a shared machine."),
     clock: str = typer.Option("wall", help="wall (elapsed) or cpu (this thread's CPU time, one torch thread: for a machine other processes keep busy)."),
 ) -> None:
-    """Prefill time, time to first token, decode speed and peak memory per budget, against a
+    """Measured latency and memory per budget, against a LLaVA-style baseline.
+
+    Prefill time, time to first token, decode speed and peak memory per budget, against a
     LLaVA-style baseline sharing the same tower and LM, with the analytic FLOPs speedup and a
-    roofline prediction (max of FLOPs / peak matmul rate and bytes / bandwidth, both measured)."""
+    roofline prediction (max of FLOPs / peak matmul rate and bytes / bandwidth, both measured).
+    The JSON report holds every sample; progress goes to stderr."""
     import torch
 
     from mqt_vlm.analysis.flops_cli import parse_budgets
@@ -306,8 +310,4 @@ def bench(
     report["model"] = description
     report["command"] = "mqt " + " ".join(sys.argv[1:]) if sys.argv and "mqt" in sys.argv[0] else None
     report["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"# {description}\n")
-    print(format_report(report))
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2))
+    emit(report, as_json, json_out, lambda: f"# {description}\n\n{format_report(report)}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from mqt_vlm.analysis.flops import DEFAULT_TEXT_TOKENS, ModelShape, load_preset, model_flops
+from mqt_vlm.cli.json_output import JsonFlag, JsonOut, emit
 from mqt_vlm.errors import MQTError
 
 ACCOUNTING = (
@@ -131,16 +131,19 @@ def flops(
     budgets: str = "2,4,8,16,36,64,144,256",
     baseline: str | None = "llava-1.5-7b",
     text_tokens: int = DEFAULT_TEXT_TOKENS,
-    json_out: bool = False,
+    as_json: JsonFlag = False,
+    json_out: JsonOut = None,
     plot: Path | None = None,
 ) -> None:
-    """Analytic TFLOPs per image at each visual-token budget: vision tower, connector and LLM
-    prefill of visual + text tokens (multiply-add = 2 FLOPs), with the speedup over a baseline and
-    the paper's numbers where known. PRESET and BASELINE are shipped preset names or JSON paths;
-    pass --baseline none to skip the baseline. --plot FILE writes the curve as an image."""
+    """Analytic TFLOPs per image at each visual-token budget, against a baseline.
+
+    The count covers the vision tower, the connector and the LLM prefill of visual + text tokens
+    (multiply-add = 2 FLOPs), with the speedup over the baseline and the paper's numbers where
+    known. PRESET and BASELINE are shipped preset names or JSON paths; pass --baseline none to
+    skip the baseline. --plot FILE writes the curve as an image."""
     spec = load_preset(preset)
     base = None if baseline is None or baseline.lower() in ("", "none") else load_preset(baseline)
     report = flops_report(spec, parse_budgets(budgets), base, text_tokens)
     if plot is not None:
         report["plot"] = str(plot_curve(report, plot))
-    print(json.dumps(report, indent=2) if json_out else format_table(report))
+    emit(report, as_json, json_out, lambda: format_table(report))

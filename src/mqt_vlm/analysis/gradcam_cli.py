@@ -118,9 +118,11 @@ def gradcam(
     attention: bool = typer.Option(False, help="Draw the MQT's per-query attention maps instead of Grad-CAM."),
     queries: str = typer.Option("", help="Queries to draw with --attention (default: 8 spread over 0..M-1)."),
 ) -> None:
-    """Grad-CAM over the vision patch grid at each budget: which patches the target (the logit of
-    the answer's first token, or a chosen visual token) depends on, read at the features the MQT
-    reads (vision layer -2). With --attention: where each MQT query looks."""
+    """Grad-CAM over the vision patch grid at each budget, or where each MQT query looks.
+
+    Grad-CAM shows which patches the target (the logit of the answer's first token, or a chosen
+    visual token) depends on, read at the features the MQT reads (vision layer -2). With
+    --attention: where each MQT query looks."""
     from mqt_vlm.analysis.flops_cli import parse_budgets
     from mqt_vlm.analysis.gradcam import model_view
     from mqt_vlm.loading import load_model

@@ -1,11 +1,14 @@
 """`mqt`: one command line whose subcommands are plain typed functions (their docstring is the help).
 
 Command modules import their heavy dependencies inside the functions, so `mqt --help` is fast.
+What transformers prints, and how help text is laid out, is decided here for every command.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +16,8 @@ from typing import Any
 import typer
 
 from mqt_vlm.errors import MQTError
+
+GROUPS = {"data": "Write a synthetic dataset, or check a LLaVA data file before training on it."}
 
 # (group, command name, "module:function"); group "" is the top level
 COMMANDS: list[tuple[str, str, str]] = [
@@ -42,9 +47,50 @@ def _resolve(target: str) -> Callable[..., Any] | None:
     return getattr(module, attr)
 
 
+def set_verbosity(verbose: bool) -> None:
+    """What transformers prints, for every command. Quiet by default: each model load would draw a
+    per-tensor "Loading weights" bar and log warnings that are either harmless or already our
+    errors (loading is strict: loading.py). Hub download bars stay, since a download can take
+    minutes, and so do our own bars on long work (eval, synth, training). --verbose leaves
+    transformers as it is out of the box; TRANSFORMERS_VERBOSITY, when set, is left alone."""
+    from huggingface_hub import constants as hub_constants
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    if "TRANSFORMERS_VERBOSITY" not in os.environ:  # a level the user chose wins
+        hf_logging.set_verbosity(hf_logging.WARNING if verbose else hf_logging.ERROR)
+    if hub_constants.HF_HUB_DISABLE_PROGRESS_BARS is True:  # the user turned every bar off
+        return
+    if verbose:
+        hf_logging.enable_progress_bar()
+    else:
+        hf_logging.disable_progress_bar()  # transformers' bars, and the hub's with them...
+        hub_utils.enable_progress_bars()  # ...which come back: downloads keep their bar
+
+
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show transformers' log messages and weight-loading progress bars."),
+) -> None:
+    """Elastic vision-language models with the Matryoshka Query Transformer."""
+    set_verbosity(verbose)
+
+
+def help_text(function: Callable[..., Any]) -> str:
+    """A docstring laid out for typer's rich help: paragraphs as written, the lines inside each
+    joined so that rich wraps them once to the terminal (it otherwise keeps our 100-column line
+    breaks and wraps again, cutting sentences in two), and rich markup escaped so a `[...]` in the
+    text is shown, not eaten. Docstrings are plain prose paragraphs; keep them so."""
+    from rich.markup import escape
+
+    text = (inspect.getdoc(function) or "").partition("\f")[0]
+    return escape("\n\n".join(" ".join(p.split()) for p in text.split("\n\n") if p.strip()))
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                      help="Elastic vision-language models with the Matryoshka Query Transformer.")
+                      rich_markup_mode="rich")
+    app.callback()(_root)
     groups: dict[str, typer.Typer] = {}
     for group, name, target in COMMANDS:
         function = _resolve(target)
@@ -53,10 +99,10 @@ def build_app() -> typer.Typer:
         parent = app
         if group:
             if group not in groups:
-                groups[group] = typer.Typer(no_args_is_help=True, help=f"{group} commands")
+                groups[group] = typer.Typer(no_args_is_help=True, help=GROUPS[group])
                 app.add_typer(groups[group], name=group)
             parent = groups[group]
-        parent.command(name)(function)
+        parent.command(name, help=help_text(function))(function)
     return app
 
 
