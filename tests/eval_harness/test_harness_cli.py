@@ -110,6 +110,7 @@ def test_mqt_eval_sweep_writes_everything_and_resumes(eval_data, tiny_model_dir:
         raise AssertionError("the rerun generated again")
 
     monkeypatch.setattr("mqt_vlm.eval.generator.ModelGenerator.__call__", refuse)
+    monkeypatch.setattr("mqt_vlm.eval.generator.ModelGenerator.prepare", refuse)  # no image encoded either
     run_cli(args)
     assert {p: p.read_bytes() for p in (out / "predictions").rglob("*.jsonl")} == before
     with (out / "results.csv").open() as handle:

@@ -12,22 +12,12 @@ from mqt_vlm.errors import MQTError
 DEFAULT_BUDGETS = "2,4,8,16,36,64,144,256"
 
 
-def parse_budgets(text: str) -> list[int]:
-    """"2,4,8" -> [2, 4, 8]; the model checks the range (1..M) once it is loaded."""
-    try:
-        budgets = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise MQTError(f"--budgets must be comma-separated integers like {DEFAULT_BUDGETS}, got {text!r}.") from None
-    if not budgets:
-        raise MQTError(f"--budgets is empty; e.g. {DEFAULT_BUDGETS}.")
-    return budgets
-
-
 def evaluate(
     model: str = typer.Option("builtin:shapes", help="Model folder (save_pretrained / mqt convert / mqt train) or builtin:NAME."),
     benchmarks: str = typer.Option(..., help="Comma-separated: vqav2, gqa, vizwiz, textvqa, pope, mme, scienceqa, "
                                              "mmbench, mmbench_cn, seed, mmmu, llavabench, mmvet, synthetic."),
-    budgets: str = typer.Option(DEFAULT_BUDGETS, help="Comma-separated visual-token budgets m (each 1..M)."),
+    budgets: str = typer.Option(DEFAULT_BUDGETS, help="Comma-separated visual-token budgets m (each 1..M; M = all "
+                                                      "queries). Each image is encoded once for all of them."),
     data_root: Path = typer.Option(..., help="LLaVA-1.5's playground/data/eval folder (docs/evaluation.md), or "
                                              "a folder written by `mqt data synth` for the synthetic benchmark."),
     out: Path = typer.Option(..., help="Output folder; rerunning into it resumes and skips finished predictions."),
@@ -54,6 +44,7 @@ def evaluate(
     Writes under OUT: predictions/ (one .jsonl per benchmark and budget), metrics.json,
     results.csv (benchmark, metric, budget, score, tflops, seconds), results.md and plots/.
     """
+    from mqt_vlm.budgets import parse_budgets
     from mqt_vlm.eval.benchmarks import parse_benchmarks
     from mqt_vlm.eval.generator import ModelGenerator
     from mqt_vlm.eval.judge import JudgeConfig
@@ -62,7 +53,7 @@ def evaluate(
     from mqt_vlm.loading import load_model
 
     chosen = parse_benchmarks(benchmarks)  # fail on a typo before loading the model
-    budget_list = parse_budgets(budgets)
+    budget_list = parse_budgets(budgets, None)  # the syntax now; the range (1..M) once the model is loaded
     baseline_rows = read_baseline(baseline) if baseline else []
     if not data_root.is_dir():
         raise MQTError(f"--data-root {data_root} is not a folder.")

@@ -1,7 +1,7 @@
 """A budget sweep: every benchmark at every budget, then the scores, table and plots.
 
 Order of work: load and validate each benchmark's files (fail before any generation), generate
-(resumable, see `runner`), write the server/judge files, score with the pure scorers, and finally
+(resumable, every budget of a batch from one encoding of its images, see `runner`), write the server/judge files, score with the pure scorers, and finally
 write `metrics.json`, `results.csv`, `results.md` and `plots/`. Everything in OUT can be rebuilt
 from `OUT/predictions` by rerunning the same command, which generates nothing new.
 
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import parse_budgets
+from mqt_vlm.errors import MQTError
 from mqt_vlm.eval.benchmarks import Benchmark
 from mqt_vlm.eval.generator import Generator
 from mqt_vlm.eval.judge import JudgeConfig, how_to_judge, judge_benchmark
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SweepConfig:
     benchmarks: Sequence[Benchmark]
-    budgets: Sequence[int]
+    budgets: Sequence[int | str]  # ints, or "M"/"max" (mqt_vlm.budgets)
     data_root: Path
     out: Path
     model: str  # what produced the predictions, recorded in run.json
@@ -87,17 +88,18 @@ def _load(benchmark: Benchmark, config: SweepConfig) -> list:
 
 def run_sweep(config: SweepConfig, generator: Generator, echo: Callable[[str], None] = print) -> SweepResult:
     """Evaluate `generator` on every benchmark at every budget and write the report files."""
-    budgets = sorted({check_budget(m, generator.num_queries) for m in config.budgets})
-    if not budgets:
+    if not config.budgets:
         raise MQTError("No budget given; pass e.g. --budgets 2,4,8,16,36,64,144,256.")
+    budgets = sorted(int(m) for m in parse_budgets(config.budgets, generator.num_queries))
     _check_run(config)
     loaded = [(benchmark, _load(benchmark, config)) for benchmark in config.benchmarks]  # validate all first
     result = SweepResult(rows=[], metrics={})
     for benchmark, items in loaded:
         per_budget: dict[str, Any] = {}
+        by_budget = run_predictions(benchmark.name, items, budgets, generator, config.out, config.batch_size,
+                                    config.max_new_tokens, config.progress)  # every budget per batch: one encoding
         for budget in budgets:
-            records = run_predictions(benchmark.name, items, budget, generator, config.out, config.batch_size,
-                                      config.max_new_tokens, config.progress)
+            records = by_budget[budget]
             predictions = {key: record["text"] for key, record in records.items()}
             files: list[Path] = []
             if benchmark.submit is not None:
