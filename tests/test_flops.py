@@ -185,5 +185,5 @@ def test_cli_json_table_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[s
     flops(budgets="16", baseline="none")
     table = capsys.readouterr().out
     assert "1.34" in table and "base" not in table
-    with pytest.raises(MQTError, match="comma-separated"):
+    with pytest.raises(MQTError, match="--budgets"):
         flops(budgets="16,x")

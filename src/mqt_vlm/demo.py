@@ -32,19 +32,6 @@ class DemoQuestion:
     scene: int = 0  # which picture (for printing the first few scenes only)
 
 
-def _parse_budgets(text: str, max_tokens: int) -> list[int]:
-    from mqt_vlm.errors import check_budget
-
-    try:
-        values = [int(v) if v.strip().upper() != "M" else max_tokens for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise MQTError(f"--budgets must be comma-separated ints (or M), got {text!r}.") from exc
-    kept = [v for v in values if v <= max_tokens]
-    if len(kept) < len(values):
-        typer.echo(f"(skipping budgets above M = {max_tokens}: {[v for v in values if v > max_tokens]})")
-    return list(dict.fromkeys(check_budget(v, max_tokens) for v in kept))
-
-
 def _model_card(model: str) -> str:
     """The one-line `about` of a model folder's model_card.json (built-in models carry one)."""
     import json
@@ -137,7 +124,7 @@ def _answer(loaded: Any, processor: Any, items: list[DemoQuestion], budgets: lis
 def demo(
     image: Path | None = typer.Option(None, help="Ask about your own image instead of generated scenes."),
     model: str = typer.Option(BUILTIN, help="A model folder, builtin:shapes, or tiny-random."),
-    budgets: str = typer.Option("1,2,8,M", help="Comma-separated visual-token budgets; M = all queries."),
+    budgets: str = typer.Option("1,2,8,M", help="Comma-separated visual-token budgets (each 1..M; M = all queries)."),
     scenes: int = typer.Option(12, help="Generated scenes for the accuracy summary (4 questions + a description each)."),
     show: int = typer.Option(2, help="How many of those scenes to print question by question."),
     seed: int = typer.Option(1234, help="Seed of the generated scenes."),
@@ -152,13 +139,15 @@ def demo(
 
         return serve(model, host=host, port=port, seed=seed, image=image)
     from mqt_vlm.analysis.flops import from_config, model_flops
+    from mqt_vlm.budgets import parse_budgets
     from mqt_vlm.inference.cache import VisualTokenCache
 
     if scenes < 1 or show < 0:
         raise MQTError("--scenes must be >= 1 and --show >= 0.")
+    parse_budgets(budgets, None)  # a typo fails before the model loads
     loaded, processor, name = _load(model)
     m_max = loaded.num_queries
-    chosen = _parse_budgets(budgets, m_max)
+    chosen = [int(m) for m in parse_budgets(budgets, m_max)]
     builtin = not name.startswith("tiny-random")  # every other model is taken to be a shapes model
     spec = from_config(loaded.config)
     typer.echo(f"model: {name}  (M = {m_max} queries; budgets {', '.join(map(str, chosen))})")

@@ -15,7 +15,7 @@ import yaml
 
 from mqt_vlm.errors import MQTError
 from mqt_vlm.eval.generator import ModelGenerator
-from mqt_vlm.eval.lmms_plugin import MQTLmmsAdapter, parse_budget
+from mqt_vlm.eval.lmms_plugin import MQTLmmsAdapter, run_budget
 from mqt_vlm.eval.lmms_tasks import TASKS_DIR
 from mqt_vlm.eval.lmms_tasks import synthetic as hooks
 
@@ -111,12 +111,13 @@ def test_budgets_and_model_args(tiny, photos) -> None:
     model, processor = tiny
     assert MQTLmmsAdapter(model=model, processor=processor).num_visual_tokens == model.config.default_num_visual_tokens
     assert MQTLmmsAdapter(model=model, processor=processor, num_visual_tokens="8").num_visual_tokens == 8
-    assert parse_budget(16, 16) == 16
-    with pytest.raises(MQTError, match="one budget per run.*--config"):
-        parse_budget("2|8|16", 16)
-    for bad in (0, 17, "x", 8.0, True):
+    assert run_budget(16, 8, 16) == 16 and run_budget(None, 8, 16) == 8 and run_budget("M", 8, 16) == 16
+    for sweep in ("2|8|16", "2,8"):
+        with pytest.raises(MQTError, match="one budget per run.*--config"):
+            run_budget(sweep, 8, 16)
+    for bad in (0, 17, "x", 8.0, True, "auto"):
         with pytest.raises(MQTError):
-            parse_budget(bad, 16)
+            run_budget(bad, 8, 16)
     with pytest.raises(MQTError, match="conv_template"):
         MQTLmmsAdapter(model=model, processor=processor, conv_template="vicuna")
     with pytest.raises(MQTError, match="auto"):

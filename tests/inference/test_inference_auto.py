@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
 from mqt_vlm.errors import MQTError
 from mqt_vlm.inference import (
+    AutoBudget,
     AutoBudgetConfig,
     ConfidenceEscalation,
     GenerationRequest,
@@ -16,8 +18,9 @@ from mqt_vlm.inference import (
     VisualTokenCache,
     generate_auto,
     generate_batch,
+    generate_one,
 )
-from mqt_vlm.inference.auto_budget import confidence
+from mqt_vlm.inference.auto_budget import BudgetPolicyError, confidence
 
 
 def result(m: int, probs: list[float]) -> GenerationResult:
@@ -76,3 +79,49 @@ def test_auto_end_to_end_reuses_the_encoding_and_reports_budgets(tiny_model, pho
     expected = (2, 8) if confidence(at_8, "mean_prob") >= threshold else (2, 8, 16)
     middle = generate_auto(model, processor, request, ConfidenceEscalation(AutoBudgetConfig((2, 8, 16), threshold)), cache)
     assert middle.budgets_tried == expected
+
+
+class Fixed:
+    """A policy proposing a fixed list of budgets, one per attempt (None: accept)."""
+
+    def __init__(self, *budgets: int | None) -> None:
+        self.budgets = list(budgets)
+
+    def first_budget(self, num_queries: int) -> int:
+        return self.budgets[0]
+
+    def next_budget(self, attempts, num_queries: int) -> int | None:
+        return self.budgets[len(attempts)] if len(attempts) < len(self.budgets) else None
+
+
+def test_auto_budget_walk_is_one_object():
+    """AutoBudget, which generate_auto and the server's worker both drive: escalate while the policy
+    asks, stop on acceptance, on timeout/cancel, and refuse a policy that does not escalate."""
+    auto = AutoBudget(ConfidenceEscalation(AutoBudgetConfig((2, 8, 16), 1.0)), 16)
+    assert auto.budget == 2 and auto.largest() == 16
+    assert auto.record(result(2, [0.5])) and auto.budget == 8
+    assert auto.record(result(8, [0.5])) and auto.budget == 16
+    assert not auto.record(result(16, [0.5]))
+    assert auto.result().budgets_tried == (2, 8, 16)
+    timed_out = AutoBudget(ConfidenceEscalation(AutoBudgetConfig((2, 8), 1.0)), 16)
+    assert not timed_out.record(dataclasses.replace(result(2, [0.1]), finish_reason="timeout"))
+    assert AutoBudget(ConfidenceEscalation(AutoBudgetConfig((4, "max"), 1.0)), 32).largest() == 32
+    assert AutoBudgetConfig.parse("16,64,M", 0.5).schedule(256) == [16, 64, 256]
+    assert AutoBudgetConfig.parse("16,64,max", 0.5).schedule(32) == [16, 32]
+    stuck = AutoBudget(Fixed(4, 4), 16)
+    with pytest.raises(BudgetPolicyError, match="must escalate"):
+        stuck.record(result(4, [0.1]))
+    with pytest.raises(BudgetPolicyError, match="1..16"):
+        AutoBudget(Fixed(32), 16)
+    with pytest.raises(MQTError):
+        AutoBudgetConfig(("max", 16))
+
+
+def test_generate_auto_refuses_a_policy_that_does_not_escalate(tiny_model, photos):
+    model, processor = tiny_model
+    request = GenerationRequest(processor.format_prompt("q"), [photos["coffee"]], "auto", SamplingParams(max_new_tokens=2))
+    with pytest.raises(BudgetPolicyError, match="proposed 2 after 4"):
+        generate_auto(model, processor, request, Fixed(4, 2))
+    assert generate_one(model, processor, request, Fixed(2, 4)).budgets_tried == (2, 4)
+    with pytest.raises(MQTError, match="generate_auto"):
+        generate_batch(model, processor, [request])  # "auto" is a policy, not a number the model sees

@@ -58,19 +58,19 @@ def test_registered_in_the_mqt_command_line():
 def test_generate_prints_the_answer_at_one_budget(saved, app):
     folder, image, model, processor = saved
     run = CliRunner().invoke(app, ["generate", "--model", str(folder), "--image", str(image), "--prompt", "What is this?",
-                                   "--tokens", "4", "--max-new-tokens", "6"])
+                                   "--budgets", "4", "--max-new-tokens", "6"])
     assert run.exit_code == 0, run.output
     expected = answer(model, processor, image, "What is this?", 4, 6)
     assert run.stdout.splitlines()[0] == expected
     streamed = CliRunner().invoke(app, ["generate", "--model", str(folder), "--image", str(image), "--prompt",
-                                        "What is this?", "--tokens", "4", "--max-new-tokens", "6", "--stream"])
+                                        "What is this?", "--budgets", "4", "--max-new-tokens", "6", "--stream"])
     assert streamed.exit_code == 0 and streamed.stdout.splitlines()[0] == expected
 
 
 def test_generate_table_over_budgets(saved, app):
     folder, image, model, processor = saved
     run = CliRunner().invoke(app, ["generate", "--model", str(folder), "--image", str(image), "--prompt", "Describe.",
-                                   "--tokens", "1,4,16,auto", "--max-new-tokens", "5", "--auto-budgets", "2,16",
+                                   "--budgets", "1,4,M,auto", "--max-new-tokens", "5", "--auto-budgets", "2,16",
                                    "--auto-threshold", "1.0"])
     assert run.exit_code == 0, run.output
     lines = run.stdout.splitlines()
@@ -85,9 +85,10 @@ def test_generate_table_over_budgets(saved, app):
 
 def test_generate_refuses_bad_budgets(saved, app):
     folder, image, _, _ = saved
-    for tokens, message in (("x", "1..M or 'auto'"), ("4,x", "got 'x'"), ("17", "1..16"), ("0,4", "1..16")):
+    for tokens, message in (("x", "1..M, M (or max) for all queries, or auto"), ("4,x", "got 'x'"), ("17", "1..16"),
+                            ("0,4", "got 0")):
         run = CliRunner().invoke(app, ["generate", "--model", str(folder), "--image", str(image), "--prompt", "q",
-                                       "--tokens", tokens])
+                                       "--budgets", tokens])
         assert isinstance(run.exception, MQTError), (tokens, run.output)
         assert message in str(run.exception)
 
@@ -95,7 +96,7 @@ def test_generate_refuses_bad_budgets(saved, app):
 def test_chat_reads_stdin_and_changes_budget(saved, app):
     folder, image, model, processor = saved
     script = "What is this?\n/tokens 4\nAnd now?\n/tokens 99\n/tokens auto\n/stats\n/bogus\n/quit\nnever asked\n"
-    run = CliRunner().invoke(app, ["chat", "--model", str(folder), "--image", str(image), "--tokens", "16",
+    run = CliRunner().invoke(app, ["chat", "--model", str(folder), "--image", str(image), "--visual-tokens", "16",
                                    "--max-new-tokens", "5", "--no-stream"], input=script)
     assert run.exit_code == 0, run.output
     out = run.stdout

@@ -43,6 +43,10 @@ def test_budget_per_request(client, model_name, photos, to_data_url, user_messag
     assert usage[4].images_from_cache == 1 and usage[16].images_from_cache == 1  # encoded once
     default = client.chat.completions.create(model=model_name, messages=user_message(url, "Describe it."), max_tokens=5)
     assert default.visual_tokens == 16  # the model's default budget, stated in the response
+    for word in ("M", "max"):  # the budget vocabulary's word for all M tokens
+        response = client.chat.completions.create(model=model_name, messages=user_message(url, "Describe it."),
+                                                  max_tokens=5, extra_body={"visual_tokens": word})
+        assert response.visual_tokens == 16 and response.choices[0].message.content == default.choices[0].message.content
 
 
 def test_streaming_equals_the_non_streamed_answer(client, model_name, photos, to_data_url, user_message):

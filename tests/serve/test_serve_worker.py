@@ -77,3 +77,32 @@ def test_full_queue_and_stopped_worker_refuse(worker_factory, tiny_serving_model
     with pytest.raises(WorkerStopped):
         worker.submit(request)
     assert not worker.alive
+
+
+def test_auto_in_the_worker_is_generate_auto(worker_factory, tiny_serving_model, photos):
+    """The worker drives the same escalation as generate_auto: same budgets tried, same answer; a
+    policy that does not escalate fails its own request (as in generate_auto) and the worker goes on."""
+    from mqt_vlm.inference import generate_auto
+    from mqt_vlm.inference.auto_budget import BudgetPolicyError
+
+    class Stuck:
+        def first_budget(self, num_queries: int) -> int:
+            return 8
+
+        def next_budget(self, attempts, num_queries: int) -> int:
+            return 8
+
+    model, processor = tiny_serving_model
+    worker = worker_factory()
+    request = GenerationRequest(processor.format_prompt("What is this?"), [photos["chelsea"]], "auto",
+                                SamplingParams(max_new_tokens=4))
+    served = worker.submit(request, auto=True).result(timeout=60)
+    direct = generate_auto(model, processor, request, worker.policy)
+    assert served.budgets_tried == direct.budgets_tried == (2, 16) and served.token_ids == direct.token_ids
+    worker.policy = Stuck()
+    with pytest.raises(BudgetPolicyError, match="must escalate"):
+        worker.submit(request, auto=True).result(timeout=60)
+    with pytest.raises(BudgetPolicyError, match="must escalate"):
+        generate_auto(model, processor, request, Stuck())
+    plain = GenerationRequest(request.prompt, request.images, 4, request.params)
+    assert worker.submit(plain).result(timeout=60).num_visual_tokens == 4 and worker.alive

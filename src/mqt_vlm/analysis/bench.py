@@ -30,7 +30,8 @@ from typing import Any
 import torch
 
 from mqt_vlm.analysis.roofline import get_clock
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import check_budget
+from mqt_vlm.errors import MQTError
 
 
 # ---- memory -------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def run_bench(
     from mqt_vlm.analysis.flops import from_config
     from mqt_vlm.analysis.roofline import best_rates, measure_machine
     from mqt_vlm.analysis.shapes import MLPProjectorShape
-    from mqt_vlm.errors import check_budget
+    from mqt_vlm.budgets import check_budget
 
     budgets = [check_budget(m, model.num_queries) for m in budgets]
     if clock == "cpu" and torch.get_num_threads() != 1:
@@ -261,7 +261,7 @@ def format_report(report: dict[str, Any]) -> str:
 def bench(
     shape: str = typer.Option("smollm2-clip336", help=f"Model to build: {', '.join(SHAPES)}."),
     model: str | None = typer.Option(None, help="An mqt_vlm folder or builtin:NAME instead of --shape."),
-    budgets: str = typer.Option("8,16,64,256", help="Comma-separated visual-token budgets (each <= M)."),
+    budgets: str = typer.Option("8,16,64,256", help="Comma-separated visual-token budgets (each 1..M; M = all queries)."),
     layers: int = typer.Option(2, help="Decoder layers of the vicuna7b-clip336 shape."),
     repeats: int = typer.Option(3, help="Repeats per configuration (the median is reported)."),
     new_tokens: int = typer.Option(8, help="Tokens generated per request (decode speed)."),
@@ -283,12 +283,13 @@ def bench(
     The JSON report holds every sample; progress goes to stderr."""
     import torch
 
-    from mqt_vlm.analysis.flops_cli import parse_budgets
     from mqt_vlm.analysis.roofline import default_threads
+    from mqt_vlm.budgets import parse_budgets
     from mqt_vlm.processing.templates import SHORT_ANSWER_SUFFIX
 
     if clock == "cpu" and threads > 1:
         raise MQTError("--clock cpu times one thread; leave --threads at 0 or 1.")
+    parse_budgets(budgets, None)  # a typo fails before the model is built
     torch.set_num_threads(1 if clock == "cpu" else threads or default_threads())
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if model is not None:
@@ -306,7 +307,8 @@ def bench(
         picture = default_image()
     prompt = processor.format_prompt(f"{question}\n{SHORT_ANSWER_SUFFIX}")
     sizes = [int(s) for s in batch_sizes.split(",") if s.strip()]
-    report = run_bench(vlm, processor, parse_budgets(budgets), picture, prompt, repeats, new_tokens, sizes, baseline, log, quiet=quiet, clock=clock)
+    chosen = [int(m) for m in parse_budgets(budgets, vlm.num_queries)]
+    report = run_bench(vlm, processor, chosen, picture, prompt, repeats, new_tokens, sizes, baseline, log, quiet=quiet, clock=clock)
     report["model"] = description
     report["command"] = "mqt " + " ".join(sys.argv[1:]) if sys.argv and "mqt" in sys.argv[0] else None
     report["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

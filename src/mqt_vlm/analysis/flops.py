@@ -37,7 +37,8 @@ from mqt_vlm.analysis.shapes import (
     from_config,
     load_preset,
 )
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import check_budget
+from mqt_vlm.errors import MQTError
 
 __all__ = [
     "DEFAULT_TEXT_TOKENS",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mqt_vlm.analysis.flops import DEFAULT_TEXT_TOKENS, ModelShape, load_preset, model_flops
+from mqt_vlm.analysis.flops import DEFAULT_TEXT_TOKENS, ModelShape, from_config, load_preset, model_flops
+from mqt_vlm.budgets import parse_budgets
 from mqt_vlm.cli.json_output import JsonFlag, JsonOut, emit
 from mqt_vlm.errors import MQTError
 
@@ -15,14 +17,20 @@ ACCOUNTING = (
 )
 
 
-def parse_budgets(budgets: str) -> list[int]:
+def model_shape(model: str) -> ModelShape:
+    """The shape of a model folder or `builtin:NAME`, from its config.json alone (no weights are
+    read): the tower up to the feature layer, as the model runs it."""
+    from mqt_vlm.loading import resolve_model_path
+    from mqt_vlm.modeling.configuration import MQTConfig
+
+    path = resolve_model_path(model)
     try:
-        values = [int(part) for part in budgets.split(",") if part.strip()]
-    except ValueError as exc:
-        raise MQTError(f"budgets must be comma-separated ints like '2,4,8', got {budgets!r}.") from exc
-    if not values:
-        raise MQTError("Give at least one budget, e.g. --budgets 16,64,256.")
-    return values
+        config = MQTConfig.from_pretrained(path)
+    except MQTError:
+        raise
+    except Exception as exc:  # a damaged or foreign config.json
+        raise MQTError(f"{path / 'config.json'} is not a usable mqt_vlm config: {type(exc).__name__}: {exc}") from None
+    return dataclasses.replace(from_config(config), name=model)
 
 
 def flops_report(
@@ -128,6 +136,7 @@ def plot_curve(report: dict[str, Any], path: Path) -> Path:
 
 def flops(
     preset: str = "mqt-llava-7b",
+    model: str | None = None,
     budgets: str = "2,4,8,16,36,64,144,256",
     baseline: str | None = "llava-1.5-7b",
     text_tokens: int = DEFAULT_TEXT_TOKENS,
@@ -139,11 +148,14 @@ def flops(
 
     The count covers the vision tower, the connector and the LLM prefill of visual + text tokens
     (multiply-add = 2 FLOPs), with the speedup over the baseline and the paper's numbers where
-    known. PRESET and BASELINE are shipped preset names or JSON paths; pass --baseline none to
-    skip the baseline. --plot FILE writes the curve as an image."""
-    spec = load_preset(preset)
+    known. PRESET and BASELINE are shipped preset names or JSON paths; --model counts a model
+    folder or builtin:NAME instead (from its config.json). --budgets: comma-separated, each 1..M
+    (M = all queries). Pass --baseline none to skip the baseline. --plot FILE writes the curve as
+    an image."""
+    parse_budgets(budgets, None)  # a typo fails before anything is read
+    spec = model_shape(model) if model is not None else load_preset(preset)
     base = None if baseline is None or baseline.lower() in ("", "none") else load_preset(baseline)
-    report = flops_report(spec, parse_budgets(budgets), base, text_tokens)
+    report = flops_report(spec, [int(m) for m in parse_budgets(budgets, spec.max_visual_tokens)], base, text_tokens)
     if plot is not None:
         report["plot"] = str(plot_curve(report, plot))
     emit(report, as_json, json_out, lambda: format_table(report))

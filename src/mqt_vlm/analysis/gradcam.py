@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import check_budget
+from mqt_vlm.errors import MQTError
 
 
 def tower_layers(tower: nn.Module, num_layers: int) -> nn.ModuleList:

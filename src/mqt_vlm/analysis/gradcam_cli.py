@@ -24,9 +24,7 @@ def explain(
 ) -> tuple[Any, list[Any]]:
     """(the image as the model sees it [H, W, 3], one `GradCAMResult` per budget)."""
     from mqt_vlm.analysis.gradcam import gradcam_maps, model_view
-    from mqt_vlm.errors import check_budget
 
-    budgets = [check_budget(m, model.num_queries) for m in budgets]
     text = prompt if processor.image_token in prompt else processor.format_prompt(prompt)
     ids = {m: processor(images=image, text=text, num_visual_tokens=m)["input_ids"] for m in budgets}
     pixel_values = processor.image_processor(image)["pixel_values"]  # [1, 3, H, W]
@@ -123,11 +121,13 @@ def gradcam(
     Grad-CAM shows which patches the target (the logit of the answer's first token, or a chosen
     visual token) depends on, read at the features the MQT reads (vision layer -2). With
     --attention: where each MQT query looks."""
-    from mqt_vlm.analysis.flops_cli import parse_budgets
     from mqt_vlm.analysis.gradcam import model_view
+    from mqt_vlm.budgets import parse_budgets
     from mqt_vlm.loading import load_model
     from mqt_vlm.processing.images import load_image
 
+    if not attention:
+        parse_budgets(budgets, None)  # a typo fails before the model loads
     vlm, processor = load_model(model)
     picture = load_image(image)
     if attention:
@@ -135,7 +135,7 @@ def gradcam(
         pixel_values = processor.image_processor(picture)["pixel_values"]
         written = plot_attention(vlm, model_view(pixel_values, processor.image_processor), pixel_values, chosen, out)
     else:
-        chosen_budgets = parse_budgets(",".join(str(vlm.num_queries) if b.strip().upper() == "M" else b for b in budgets.split(",")))
+        chosen_budgets = [int(m) for m in parse_budgets(budgets, vlm.num_queries)]
         view, results = explain(vlm, processor, picture, prompt, chosen_budgets, target_token)
         written = plot_gradcam(view, results, f"Grad-CAM at vision layer {vlm.config.vision_feature_layer}: {prompt!r}", out)
     typer.echo(f"wrote {written}")

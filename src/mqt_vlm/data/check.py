@@ -22,7 +22,9 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from mqt_vlm.data.encode import OFFLINE_LLAMA_TOKENIZER, length_problem, tokenizer_source
 from mqt_vlm.data.llava import Problem, Record, RecordError, conversation_turns, encode_record, read_records, resolve_image
@@ -200,12 +202,21 @@ def validate_records(
     return CheckReport(Path(path), total, valid, problems, truncated)
 
 
+def _largest_budget(visual_tokens: int, old_name: int | None) -> int:
+    """--visual-tokens, or its old name --num-visual-tokens (kept, hidden); a number, since no
+    model is loaded to say what M is."""
+    from mqt_vlm.budgets import parse_budget
+
+    return int(parse_budget(visual_tokens if old_name is None else old_name, None, option="--visual-tokens"))
+
+
 def check(
     data: Path,
     image_folder: Path | None = None,
     max_length: int = 2048,
     template: str = "vicuna_v1",
-    num_visual_tokens: int = 256,
+    visual_tokens: Annotated[int, typer.Option("--visual-tokens")] = 256,
+    num_visual_tokens: Annotated[int | None, typer.Option("--num-visual-tokens", hidden=True)] = None,
     tokenizer: str = OFFLINE_LLAMA_TOKENIZER,
     verify_images: bool = True,
     workers: int = 0,
@@ -218,7 +229,7 @@ def check(
     --image-folder (through '..' or a symbolic link; absolute paths only with --allow-absolute-paths),
     missing or unreadable images, images too large or too narrow, zero or
     several <image> placeholders, empty or non-alternating turns, and samples that do not fit
-    --max-length with --num-visual-tokens image tokens (the largest budget you will train with:
+    --max-length with --visual-tokens image tokens (the largest budget you will train with:
     256 for the paper's recipe). Use --template plain for stage-1 caption data. Token counts use
     --tokenizer (a folder, a hub id or a trained model directory; the default is an offline
     LLaMA-layout tokenizer that counts like Vicuna's). Exits with an error when any record is invalid.
@@ -229,7 +240,7 @@ def check(
         tokenizer_view(tokenizer),
         template,
         max_length,
-        num_visual_tokens,
+        _largest_budget(visual_tokens, num_visual_tokens),
         verify_images=verify_images,
         workers=workers,
         allow_absolute_paths=allow_absolute_paths,

@@ -41,7 +41,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import resolve_default
+from mqt_vlm.errors import MQTError
 
 MODEL_ID = "mqt_vlm"
 CLASS_PATH = "mqt_vlm.eval.lmms_plugin.MQTLmms"
@@ -56,18 +57,12 @@ def manifest() -> Any:
     return ModelManifest(model_id=MODEL_ID, simple_class_path=CLASS_PATH, aliases=("mqt",))
 
 
-def parse_budget(value: Any, max_tokens: int) -> int:
-    """`num_visual_tokens` from model_args (lmms-eval passes ints as int, anything else as str)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if any(sep in text for sep in "|;:/ "):
-            raise MQTError(f"num_visual_tokens={value!r}: one budget per run. {SWEEP_ADVICE}")
-        if not text.isdigit():
-            raise MQTError(f"num_visual_tokens must be an int in 1..{max_tokens}, got {value!r}.")
-        value = int(text)
-    if isinstance(value, float) and value.is_integer():  # lmms-eval's handle_arg_string never makes one; be strict
-        raise MQTError(f"num_visual_tokens must be an int in 1..{max_tokens}, got {value!r}.")
-    return check_budget(value, max_tokens)
+def run_budget(value: Any, default: int, max_tokens: int) -> int:
+    """`num_visual_tokens` from model_args (lmms-eval passes ints as int, anything else as str), in
+    the `mqt_vlm.budgets` vocabulary ("M" or "max" for M); one budget per run."""
+    if isinstance(value, str) and any(sep in value.strip() for sep in ",|;:/ "):
+        raise MQTError(f"num_visual_tokens={value!r}: one budget per run. {SWEEP_ADVICE}")
+    return int(resolve_default(value, default, max_tokens))
 
 
 def positive_int(value: Any, name: str) -> int:
@@ -138,8 +133,7 @@ class MQTLmmsAdapter:
         self.pretrained = str(pretrained)
         self.max_visual_tokens = int(processor.num_queries)
         default = getattr(getattr(model, "config", None), "default_num_visual_tokens", None) or self.max_visual_tokens
-        self.num_visual_tokens = parse_budget(num_visual_tokens if num_visual_tokens is not None else default,
-                                              self.max_visual_tokens)
+        self.num_visual_tokens = run_budget(num_visual_tokens, default, self.max_visual_tokens)
         self.batch_size_per_gpu = positive_int(batch_size, "--batch_size")
         self.default_max_new_tokens = positive_int(max_new_tokens, "max_new_tokens")
         self.cache = VisualTokenCache()

@@ -14,7 +14,9 @@ _EXPORTS = {
     "AutoBudgetConfig": "mqt_vlm.inference.auto_budget",
     "BudgetPolicy": "mqt_vlm.inference.auto_budget",
     "ConfidenceEscalation": "mqt_vlm.inference.auto_budget",
+    "AutoBudget": "mqt_vlm.inference.auto_budget",
     "generate_auto": "mqt_vlm.inference.auto_budget",
+    "generate_one": "mqt_vlm.inference.auto_budget",
     "generate_batch": "mqt_vlm.inference.batch",
     "prepare_request": "mqt_vlm.inference.batch",
     "VisualTokenCache": "mqt_vlm.inference.cache",
@@ -32,7 +34,14 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mqt_vlm.inference.auto_budget import AutoBudgetConfig, BudgetPolicy, ConfidenceEscalation, generate_auto
+    from mqt_vlm.inference.auto_budget import (
+        AutoBudget,
+        AutoBudgetConfig,
+        BudgetPolicy,
+        ConfidenceEscalation,
+        generate_auto,
+        generate_one,
+    )
     from mqt_vlm.inference.batch import generate_batch, prepare_request
     from mqt_vlm.inference.cache import VisualTokenCache, image_digest
     from mqt_vlm.inference.encoding import encode_images

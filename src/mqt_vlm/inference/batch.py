@@ -1,6 +1,8 @@
 """Batched generation where every sample carries its own visual-token budget.
 
-`generate_batch` is the one entry point the CLI, the server worker and the benchmark share:
+`generate_batch` is the one generation path: the CLI, chat, the demo (text and web), `mqt eval`,
+the lmms-eval adapter and "auto" call it, and the server's worker calls its two halves
+(`prepare_request`, `generate_prepared`) so it can prepare each request alone and retry rows:
 prompts are tokenized with each image expanded to its own m image tokens, left-padded (so every
 row's next token sits in the last column), images go through the encode-once cache, and one
 `model.generate` call answers the batch with `visual_embeds` + per-image budgets. Greedy results
@@ -22,7 +24,8 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteriaList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import AUTO, check_budget
+from mqt_vlm.errors import MQTError
 from mqt_vlm.inference.cache import VisualTokenCache
 from mqt_vlm.inference.encoding import encode_images
 from mqt_vlm.inference.params import GenerationRequest, GenerationResult, SamplingParams
@@ -39,8 +42,24 @@ class PreparedRequest:
     budgets: list[int]  # one per image (all equal: a request has one budget)
 
 
-def prepare_request(processor: Any, request: GenerationRequest) -> PreparedRequest:
-    """Validate the budget and placeholders, and tokenize with each `<image>` expanded to m tokens."""
+def expand_image_tokens(template_ids: Sequence[int], image_token_id: int, budget: int) -> list[int]:
+    """Prompt ids with each image token repeated `budget` times: `processor.tokenize_prompt(prompt, m)`
+    equals this applied to `tokenize_prompt(prompt, 1)` (text never tokenizes to the image token)."""
+    ids: list[int] = []
+    for token in template_ids:
+        if token == image_token_id:
+            ids.extend([token] * budget)
+        else:
+            ids.append(token)
+    return ids
+
+
+def prepare_request(processor: Any, request: GenerationRequest, template_ids: Sequence[int] | None = None) -> PreparedRequest:
+    """Validate the budget and placeholders, and tokenize with each `<image>` expanded to m tokens.
+
+    `template_ids`: the prompt already tokenized with one image token per image (the server does
+    that off the model's thread); then only the image tokens are repeated.
+    """
     placeholders = request.prompt.count(processor.image_token)
     if placeholders != len(request.images):
         raise MQTError(
@@ -49,9 +68,15 @@ def prepare_request(processor: Any, request: GenerationRequest) -> PreparedReque
         )
     budgets: list[int] = []
     if request.images:
+        if request.num_visual_tokens == AUTO:
+            raise MQTError('A request with num_visual_tokens="auto" goes through generate_auto (or generate_one).')
         m = check_budget(request.num_visual_tokens, processor.num_queries)
         budgets = [m] * len(request.images)
-    return PreparedRequest(request, processor.tokenize_prompt(request.prompt, budgets), budgets)
+    if template_ids is not None:
+        ids = expand_image_tokens(template_ids, processor.image_token_id, budgets[0] if budgets else 1)
+    else:
+        ids = processor.tokenize_prompt(request.prompt, budgets)
+    return PreparedRequest(request, ids, budgets)
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -15,38 +15,22 @@ from typing import Any
 
 from PIL import Image
 
-from mqt_vlm.errors import MQTError, check_budget
-from mqt_vlm.inference.auto_budget import BudgetPolicy, ConfidenceEscalation, generate_auto
-from mqt_vlm.inference.batch import generate_batch
+from mqt_vlm.budgets import Budget, parse_budget
+from mqt_vlm.errors import MQTError
+from mqt_vlm.inference.auto_budget import BudgetPolicy, ConfidenceEscalation, generate_one
 from mqt_vlm.inference.cache import VisualTokenCache
 from mqt_vlm.inference.params import GenerationRequest, GenerationResult, SamplingParams
 from mqt_vlm.inference.prompting import build_prompt, user_text
 from mqt_vlm.inference.streaming import TextStreamer
 from mqt_vlm.processing.images import DEFAULT_MAX_PIXELS, load_image
 
-Budget = int | str  # an int in 1..M, or "auto"
-
 HELP = """commands:
-  /tokens N      answer with N visual tokens from now on (1..M), or /tokens auto
+  /tokens N      answer with N visual tokens from now on (1..M, or M), or /tokens auto
   /image PATH    switch to another image (starts a new conversation)
   /reset         forget the conversation, keep the image
   /stats         budget, turns and encode-once cache counters
   /help          this text
   /quit          leave (end of input works too)"""
-
-
-def parse_budget(text: str, num_queries: int | None) -> Budget:
-    """"auto" or a validated int; anything else is an MQTError that says what is allowed.
-    With `num_queries` None only the syntax is checked (before a model is loaded)."""
-    value = text.strip().lower()
-    if value == "auto":
-        return "auto"
-    bound = f"1..{num_queries}" if num_queries is not None else "1..M"
-    try:
-        number = int(value)
-    except ValueError:
-        raise MQTError(f"A budget is an int in {bound} or 'auto', got {text.strip()!r}.") from None
-    return check_budget(number, num_queries) if num_queries is not None else number
 
 
 @dataclass
@@ -75,16 +59,8 @@ class ChatSession:
         turns = [*self.turns, ("user", user_text(parts))]
         prompt = build_prompt(turns, self.processor, self.template)
         images = [self.image] if self.image is not None else []
-        if self.budget == "auto" and images:
-            request = GenerationRequest(prompt, images, 0, self.params)
-            result = generate_auto(self.model, self.processor, request, self.policy, self.cache)
-            if streamer is not None:
-                streamer.on_text(0, result.text)
-                streamer.on_finish(0, result)
-        else:
-            budget = self.budget if isinstance(self.budget, int) else 0
-            request = GenerationRequest(prompt, images, budget, self.params)
-            result = generate_batch(self.model, self.processor, [request], self.cache, streamer)[0]
+        request = GenerationRequest(prompt, images, self.budget if images else 0, self.params)
+        result = generate_one(self.model, self.processor, request, self.policy, self.cache, streamer)
         self.turns = [*turns, ("assistant", result.text.strip())]
         return result
 
@@ -100,7 +76,7 @@ class ChatSession:
             if not arg.strip():
                 say(f"budget: {self.budget} (M = {self.processor.num_queries})")
             else:
-                self.budget = parse_budget(arg, self.processor.num_queries)
+                self.budget = parse_budget(arg, self.processor.num_queries, allow_auto=True)  # type: ignore
                 say(f"budget set to {self.budget}")
         elif name == "/image":
             self.set_image(arg.strip() or None)

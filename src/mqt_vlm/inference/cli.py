@@ -1,8 +1,10 @@
 """`mqt generate` and `mqt chat`.
 
-Both take the budget explicitly (`--tokens`); `generate --tokens 4,16,64,256` answers the same
-question at each budget from one encoding of the image, which is the quickest way to see what MQT
-trades: fewer visual tokens, faster prefill, coarser answers.
+Both take the budget explicitly, in the vocabulary of `mqt_vlm.budgets` (docs/budgets.md):
+`generate --budgets 4,16,64,M` answers the same question at each budget from one encoding of the
+image, which is the quickest way to see what MQT trades: fewer visual tokens, faster prefill,
+coarser answers; `chat --visual-tokens 16` starts a conversation at one budget. The old name
+`--tokens` still works (hidden).
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ def generate(
     prompt: str = typer.Option(..., "--prompt", "-p", help="The question or instruction."),
     image: list[Path] = typer.Option([], "--image", "-i", help="Image file; repeat for several, omit for text only."),
     model: str = typer.Option("builtin:shapes", help="Model folder or builtin:NAME."),
-    tokens: str = typer.Option("", help="Visual tokens: an int in 1..M, 'auto', or a comma list such as 4,16,64,256 "
-                                          "to print a comparison table. Default: the model's default budget."),
+    budgets: str = typer.Option("", "--budgets", help="Visual tokens: an int in 1..M, M, 'auto', or a comma list such as "
+                                                      "4,16,64,M to print a comparison table. Default: the model's "
+                                                      "default budget."),
+    tokens: str = typer.Option("", "--tokens", "--visual-tokens", hidden=True, help="Old name of --budgets."),
     max_new_tokens: int = typer.Option(64, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 = greedy (how MQT-LLaVA is evaluated)."),
     top_p: float = typer.Option(1.0, help="Nucleus sampling mass (with temperature > 0)."),
@@ -61,10 +65,9 @@ def generate(
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
 ) -> None:
     """Answer a prompt about an image at one or several visual-token budgets."""
-    from mqt_vlm.inference.auto_budget import generate_auto
-    from mqt_vlm.inference.batch import generate_batch
+    from mqt_vlm.budgets import AUTO, parse_budgets, pick_option, resolve_default
+    from mqt_vlm.inference.auto_budget import generate_one
     from mqt_vlm.inference.cache import VisualTokenCache
-    from mqt_vlm.inference.chat import parse_budget
     from mqt_vlm.inference.encoding import encode_images
     from mqt_vlm.inference.params import GenerationRequest
     from mqt_vlm.inference.prompting import build_prompt, user_text
@@ -74,30 +77,29 @@ def generate(
 
     params = _sampling(max_new_tokens, temperature, top_p, top_k, seed, stop)
     policy = _policy(auto_budgets, auto_threshold, auto_metric)
-    items = [item for item in tokens.split(",") if item.strip()]
-    for item in items:  # syntax errors surface before the model loads
-        parse_budget(item, None)
+    text = pick_option("--budgets", budgets, {"--tokens": tokens})
+    if text.strip():  # syntax errors surface before the model loads
+        parse_budgets(text, None, allow_auto=True)
     images = [load_image(path, max_pixels=max_pixels) for path in image]
     loaded, processor = load_model(model, dtype=dtype, device=device)
     num_queries = processor.num_queries
-    items = items or [str(loaded.config.default_num_visual_tokens)]
-    budgets = [parse_budget(item, num_queries) for item in items]
+    default = int(loaded.config.default_num_visual_tokens)
+    chosen = parse_budgets(text, num_queries, allow_auto=True) if text.strip() else [
+        resolve_default(None, default, num_queries)]
     parts = [("image", "")] * len(images) + [("text", prompt)]
     full_prompt = build_prompt([("user", user_text(parts))], processor, template)
     cache = VisualTokenCache()
 
     def answer(budget: int | str, streamer: PrintStreamer | None = None):
-        request = GenerationRequest(full_prompt, images, budget if isinstance(budget, int) else 0, params)
-        if budget == "auto" and images:
-            return generate_auto(loaded, processor, request, policy, cache)
-        return generate_batch(loaded, processor, [request], cache, streamer)[0]
+        request = GenerationRequest(full_prompt, images, budget if images else 0, params)  # type: ignore[arg-type]
+        return generate_one(loaded, processor, request, policy, cache, streamer)
 
-    if len(budgets) == 1:
-        streamer = PrintStreamer() if stream and budgets[0] != "auto" else None
-        result = answer(budgets[0], streamer)
+    if len(chosen) == 1:
+        streamer = PrintStreamer() if stream and chosen[0] != AUTO else None
+        result = answer(chosen[0], streamer)
         if streamer is None:
             typer.echo(result.text)
-        tried = f" (auto tried {list(result.budgets_tried)})" if budgets[0] == "auto" else ""
+        tried = f" (auto tried {list(result.budgets_tried)})" if chosen[0] == AUTO else ""
         typer.echo(f"[m={result.num_visual_tokens}{tried}, {result.completion_tokens} tokens, "
                    f"ttft {result.time_to_first_token_s * 1000:.0f} ms, total {result.total_time_s * 1000:.0f} ms]",
                    err=True)
@@ -109,9 +111,9 @@ def generate(
                    f"(vision tower + MQT at M={num_queries}); every budget below reuses them")
     typer.echo(_table_row(["budget", "answer", "time to first token (ms)", "total (ms)"]))
     typer.echo(_table_row(["---"] * 4))
-    for budget in budgets:
+    for budget in chosen:
         result = answer(budget)
-        label = str(budget) if budget != "auto" else f"auto -> {result.num_visual_tokens}"
+        label = str(budget) if budget != AUTO else f"auto -> {result.num_visual_tokens}"
         typer.echo(_table_row([label, result.text.strip(), f"{result.time_to_first_token_s * 1000:.1f}",
                                f"{result.total_time_s * 1000:.1f}"]))
 
@@ -119,7 +121,9 @@ def generate(
 def chat(
     model: str = typer.Option("builtin:shapes", help="Model folder or builtin:NAME."),
     image: Path | None = typer.Option(None, "--image", "-i", help="Image to talk about (change it with /image PATH)."),
-    tokens: str = typer.Option("", help="Starting budget: an int in 1..M or 'auto' (change it with /tokens N)."),
+    visual_tokens: str = typer.Option("", "--visual-tokens", help="Starting budget: an int in 1..M, M or 'auto' (change it "
+                                                                  "with /tokens N). Default: the model's default budget."),
+    tokens: str = typer.Option("", "--tokens", hidden=True, help="Old name of --visual-tokens."),
     max_new_tokens: int = typer.Option(256, help="Most tokens per answer."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, help="Nucleus sampling mass (with temperature > 0)."),
@@ -134,16 +138,19 @@ def chat(
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
 ) -> None:
     """Talk about an image interactively; /tokens N changes the visual-token budget, /help lists commands."""
-    from mqt_vlm.inference.chat import ChatSession, parse_budget, run_chat
+    from mqt_vlm.budgets import parse_budget, pick_option, resolve_default
+    from mqt_vlm.inference.chat import ChatSession, run_chat
     from mqt_vlm.inference.streaming import PrintStreamer
     from mqt_vlm.loading import load_model
 
     params = _sampling(max_new_tokens, temperature, top_p, 0, seed, stop)
     policy = _policy(auto_budgets, auto_threshold, "mean_prob")
-    if tokens.strip():
-        parse_budget(tokens, None)
+    text = pick_option("--visual-tokens", visual_tokens, {"--tokens": tokens})
+    if text.strip():  # syntax errors surface before the model loads
+        parse_budget(text, None, allow_auto=True, option="--visual-tokens")
     loaded, processor = load_model(model, dtype=dtype, device=device)
-    budget = parse_budget(tokens or str(loaded.config.default_num_visual_tokens), processor.num_queries)
+    budget = resolve_default(text, int(loaded.config.default_num_visual_tokens), processor.num_queries, allow_auto=True,
+                             option="--visual-tokens")
     session = ChatSession(loaded, processor, budget, params, template, policy, max_pixels=max_pixels)
     session.set_image(image)
     typer.echo(f"model {model} (M = {processor.num_queries}), budget {budget}"

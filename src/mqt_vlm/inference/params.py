@@ -3,8 +3,8 @@
 
 These are plain validated dataclasses so that the Python API, the CLI and the server all describe a
 request the same way, and a bad value fails where it enters instead of deep inside `generate`.
-The visual-token budget is always an explicit int here: "auto" is a policy that produces ints
-(see `auto_budget.py`), never a value the model sees.
+The visual-token budget is explicit here: an int, or the string "auto" (`mqt_vlm.budgets.AUTO`),
+a policy that produces ints (see `auto_budget.py`) and never a value the model sees.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from PIL import Image
 
+from mqt_vlm.budgets import AUTO
 from mqt_vlm.errors import MQTError
 
 MAX_STOP_STRINGS = 8
@@ -74,7 +76,8 @@ class SamplingParams:
 
 @dataclass
 class GenerationRequest:
-    """One prompt with one `<image>` placeholder per image, answered at an explicit budget.
+    """One prompt with one `<image>` placeholder per image, answered at an explicit budget (an int,
+    or "auto" for `generate_auto`/`generate_one`; text-only requests have no budget to speak of: 0).
 
     `deadline` (a `time.monotonic()` value) and `cancel` let a caller stop this row mid-generation
     without stopping the rest of its batch; the server uses them for per-request time limits and
@@ -83,7 +86,7 @@ class GenerationRequest:
 
     prompt: str
     images: Sequence[Image.Image] = ()
-    num_visual_tokens: int = 0
+    num_visual_tokens: int | Literal["auto"] = 0
     params: SamplingParams = field(default_factory=SamplingParams)
     deadline: float | None = None
     cancel: threading.Event | None = None
@@ -98,8 +101,9 @@ class GenerationRequest:
                     f"Request images must be decoded PIL images (use mqt_vlm.processing.images.load_image), "
                     f"got {type(image).__name__}."
                 )
-        if self.images and (isinstance(self.num_visual_tokens, bool) or not isinstance(self.num_visual_tokens, int)):
-            raise MQTError(f"num_visual_tokens must be an explicit int, got {self.num_visual_tokens!r}.")
+        if self.images and self.num_visual_tokens != AUTO and (
+                isinstance(self.num_visual_tokens, bool) or not isinstance(self.num_visual_tokens, int)):
+            raise MQTError(f"num_visual_tokens must be an explicit int or \"auto\", got {self.num_visual_tokens!r}.")
 
 
 @dataclass

@@ -98,6 +98,7 @@ def build_model(
         image_token_id=processor.image_token_id,
         **config_kwargs,
     )
+    processor.default_num_visual_tokens = int(config.default_num_visual_tokens)  # one default, saved with both
     model = MQTForConditionalGeneration(config)
     if load_weights and isinstance(vision, (str, Path)):
         tower = AutoModel.from_pretrained(vision)

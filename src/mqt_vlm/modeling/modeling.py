@@ -23,7 +23,8 @@ from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTr
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import parse_budget
+from mqt_vlm.errors import MQTError
 from mqt_vlm.modeling.configuration import MQTConfig
 from mqt_vlm.modeling.query_transformer import MatryoshkaQueryTransformer, sincos_pos_embed_2d
 
@@ -126,7 +127,7 @@ class MQTForConditionalGeneration(MQTPreTrainedModel, GenerationMixin):
         return self.mqt(features.to(self.mqt.query.dtype))  # [I, M, D]
 
     def resolve_budgets(self, num_visual_tokens: Budget, num_images: int) -> list[int]:
-        """One validated budget per image."""
+        """One validated budget per image (ints, or "M"/"max": the vocabulary of `mqt_vlm.budgets`)."""
         if num_visual_tokens is None:
             num_visual_tokens = self.config.default_num_visual_tokens
         if isinstance(num_visual_tokens, torch.Tensor):
@@ -137,8 +138,8 @@ class MQTForConditionalGeneration(MQTPreTrainedModel, GenerationMixin):
                     f"Got {len(num_visual_tokens)} budgets for {num_images} images; pass one int for all "
                     "images or exactly one per image."
                 )
-            return [check_budget(m, self.num_queries) for m in num_visual_tokens]
-        return [check_budget(num_visual_tokens, self.num_queries)] * num_images
+            return [int(parse_budget(m, self.num_queries)) for m in num_visual_tokens]
+        return [int(parse_budget(num_visual_tokens, self.num_queries))] * num_images
 
     def _merge_visual_tokens(
         self,

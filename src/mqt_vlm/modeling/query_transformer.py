@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import check_budget
+from mqt_vlm.errors import MQTError
 
 KeySource = Literal["position", "feature+position"]
 KEY_SOURCES: tuple[str, ...] = ("position", "feature+position")

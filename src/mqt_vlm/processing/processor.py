@@ -41,7 +41,8 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, BatchFeature, ProcessorMixin
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import check_budget, parse_budget
+from mqt_vlm.errors import MQTError
 from mqt_vlm.processing.chat_templates import chat_template_for, is_processor_template
 from mqt_vlm.processing.image_processor import MQTImageProcessor
 from mqt_vlm.processing.images import ImageSource
@@ -97,18 +98,41 @@ class MQTProcessor(ProcessorMixin):
         num_queries: int = 256,
         default_template: str = "vicuna_v1",
         chat_template: str | None = None,
+        default_num_visual_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
         if image_processor is None or tokenizer is None:
             raise MQTError("MQTProcessor needs an image_processor and a tokenizer.")
         self.image_token = image_token
         self.num_queries = int(num_queries)
+        # the budget when a call names none: the model config's default_num_visual_tokens (from_pretrained
+        # reads it from the model folder's config.json), M for a processor built on its own
+        self.default_num_visual_tokens = check_budget(
+            self.num_queries if default_num_visual_tokens is None else default_num_visual_tokens, self.num_queries,
+            "default_num_visual_tokens")
         self.default_template = default_template
         self.image_token_id = ensure_image_token(tokenizer, image_token)
         align_with_sentencepiece(tokenizer)
         if chat_template is None:
             chat_template = chat_template_for(default_template, tokenizer)
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """As ProcessorMixin's, with the default budget taken from the model's config.json when the
+        folder holds a model: one default for the model and its processor."""
+        processor = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        from transformers.utils import cached_file
+
+        config = cached_file(pretrained_model_name_or_path, "config.json", _raise_exceptions_for_missing_entries=False)
+        if isinstance(processor, MQTProcessor) and config is not None:
+            import json
+
+            default = json.loads(Path(config).read_text(encoding="utf-8")).get("default_num_visual_tokens")
+            if default is not None:
+                processor.default_num_visual_tokens = check_budget(default, processor.num_queries,
+                                                                   "default_num_visual_tokens")
+        return processor
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path: Any, processor_dict: Any = None, **kwargs: Any) -> list[Any]:
@@ -217,8 +241,8 @@ class MQTProcessor(ProcessorMixin):
         **kwargs: Any,
     ) -> BatchFeature:
         """`text` is one prompt or a list; every `<image>` consumes the next image in order (images
-        may also be nested, one list per prompt). `num_visual_tokens` is one int for all images or
-        one per image (default M). Padding is to the longest prompt, on the left unless
+        may also be nested, one list per prompt). `num_visual_tokens` is one budget for all images or
+        one per image (an int, or "M"/"max"; default: `default_num_visual_tokens`, the model's). Padding is to the longest prompt, on the left unless
         `padding_side` says otherwise; `truncation` cuts to `max_length` but never into an image."""
         nested = {**(common_kwargs or {}), **(text_kwargs or {}), **(images_kwargs or {})}
         if nested:
@@ -255,10 +279,11 @@ class MQTProcessor(ProcessorMixin):
                 f"images were given. Put one '{self.image_token}' per image (processor.format_prompt does this)."
             )
         if num_visual_tokens is None:
-            num_visual_tokens = self.num_queries
+            num_visual_tokens = self.default_num_visual_tokens
         budgets = (
-            [num_visual_tokens] * len(image_list) if isinstance(num_visual_tokens, int) else list(num_visual_tokens)
+            [num_visual_tokens] * len(image_list) if isinstance(num_visual_tokens, (int, str)) else list(num_visual_tokens)
         )
+        budgets = [parse_budget(m, self.num_queries) for m in budgets]
         if len(budgets) != len(image_list):
             raise MQTError(f"Got {len(budgets)} budgets for {len(image_list)} images; give one int or one per image.")
         sequences, start = [], 0

@@ -25,7 +25,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import resolve_default
+from mqt_vlm.errors import MQTError
 from mqt_vlm.inference.auto_budget import BudgetPolicy, ConfidenceEscalation
 from mqt_vlm.inference.cache import VisualTokenCache
 from mqt_vlm.inference.params import GenerationResult
@@ -191,15 +192,16 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None,
                policy: BudgetPolicy | None = None) -> FastAPI:
     """An app serving `model`; the worker thread starts and stops with the app's lifespan."""
     config = config or ServeConfig()
-    if isinstance(config.default_visual_tokens, int):  # fail at start-up, not on every request
-        check_budget(config.default_visual_tokens, processor.num_queries)
+    default_budget = int(model.config.default_num_visual_tokens)
+    # the budget of a request that names none, checked at start-up, not on every request
+    served_default = resolve_default(config.default_visual_tokens, default_budget, processor.num_queries,
+                                     allow_auto=True, option="--visual-tokens")
     policy = policy or ConfidenceEscalation(config.auto)
     cache = VisualTokenCache(config.cache_bytes)
     prompts = PromptTokenizer(processor, context_length(model))
     worker = BatchWorker(model, processor, cache, policy, max_batch_size=config.max_batch_size,
                          batch_wait_s=config.batch_wait_ms / 1000, max_queue=config.max_queue,
-                         max_prompt_tokens=config.max_prompt_tokens, max_padding=config.max_padding,
-                         max_auto_budget=max(config.auto.schedule(processor.num_queries)))
+                         max_prompt_tokens=config.max_prompt_tokens, max_padding=config.max_padding)
     state = ServerState(model, processor, config, worker, cache, policy, fmt.now(), prompts)
 
     @asynccontextmanager
@@ -220,7 +222,6 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None,
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
-        default_budget = int(model.config.default_num_visual_tokens)
         translated = await translate(body, config, prompts, default_budget, policy)
         request_id, created = fmt.completion_id(), fmt.now()
         if body.stream:
@@ -232,7 +233,7 @@ def create_app(model: Any, processor: Any, config: ServeConfig | None = None,
     def _model_card() -> dict[str, Any]:
         return {"id": config.model_name, "object": "model", "created": state.started, "owned_by": "mqt-vlm",
                 "max_visual_tokens": processor.num_queries,
-                "default_visual_tokens": config.default_visual_tokens or int(model.config.default_num_visual_tokens),
+                "default_visual_tokens": served_default,
                 "auto_visual_tokens": config.auto.schedule(processor.num_queries)}
 
     @app.get("/v1/models")

@@ -24,7 +24,7 @@ def serve(
     served_model_name: str | None = typer.Option(None, help="Model id clients send (default: the folder name)."),
     allow_remote_images: bool = typer.Option(False, help="Also accept http(s) image URLs and local file paths "
                                                          "(trusted clients only). Off: base64 data URLs only."),
-    visual_tokens: str = typer.Option("", help="Budget when a request names none: an int in 1..M or 'auto' "
+    visual_tokens: str = typer.Option("", help="Budget when a request names none: an int in 1..M, M or 'auto' "
                                                "(default: the model's default budget)."),
     auto_budgets: str = typer.Option("16,64,256", help="Budgets 'auto' tries, in order (clipped to M)."),
     auto_threshold: float = typer.Option(0.5, help="'auto' accepts an answer whose confidence reaches this."),
@@ -63,15 +63,17 @@ def serve(
     import uvicorn
 
     from mqt_vlm.inference.auto_budget import AutoBudgetConfig
-    from mqt_vlm.inference.chat import parse_budget
+    from mqt_vlm.budgets import parse_budget
     from mqt_vlm.loading import load_model
     from mqt_vlm.serve.app import create_app
     from mqt_vlm.serve.config import MiB, ServeConfig
     from mqt_vlm.serve.limits import uvicorn_options
 
     auto = AutoBudgetConfig.parse(auto_budgets, auto_threshold, auto_metric)
+    default_budget = None  # the model's default
+    if visual_tokens.strip():  # a typo fails before the model loads
+        default_budget = parse_budget(visual_tokens, None, allow_auto=True, option="--visual-tokens")
     loaded, processor = load_model(model, dtype=dtype, device=device)
-    default_budget = parse_budget(visual_tokens, processor.num_queries) if visual_tokens.strip() else None
     max_body = int(max_body_mb * MiB)
     config = ServeConfig(
         model_name=served_model_name or _default_name(model),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mqt_vlm.budgets import parse_budget
 from mqt_vlm.errors import MQTError
 from mqt_vlm.inference.auto_budget import AutoBudgetConfig
 from mqt_vlm.processing.images import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_SIDE
@@ -53,7 +54,7 @@ class ServeConfig:
     header_timeout_s: float = 10.0  # a connection must send its request line and headers within this
     body_timeout_s: float = 30.0  # ... and then its whole body within this
     api_docs: bool = False  # serve /docs, /redoc and /openapi.json
-    default_visual_tokens: int | Literal["auto"] | None = None  # None: the model's default budget
+    default_visual_tokens: int | Literal["auto", "max"] | None = None  # None: the model's default budget
     template: str | None = None  # None: the processor's default template
     auto: AutoBudgetConfig = field(default_factory=AutoBudgetConfig)
 
@@ -84,11 +85,9 @@ class ServeConfig:
             raise MQTError(f"ServeConfig.max_padding must be in [0, 1], got {self.max_padding!r}.")
         if self.default_max_tokens > self.max_tokens_limit:
             raise MQTError(f"default_max_tokens ({self.default_max_tokens}) exceeds max_tokens_limit ({self.max_tokens_limit}).")
-        if self.default_visual_tokens is not None and self.default_visual_tokens != "auto" and (
-            isinstance(self.default_visual_tokens, bool) or not isinstance(self.default_visual_tokens, int)
-            or self.default_visual_tokens < 1
-        ):
-            raise MQTError(f"default_visual_tokens must be an int >= 1, 'auto' or None, got {self.default_visual_tokens!r}.")
+        if self.default_visual_tokens is not None:  # checked against M when the app starts
+            object.__setattr__(self, "default_visual_tokens", parse_budget(
+                self.default_visual_tokens, None, allow_auto=True, option="ServeConfig.default_visual_tokens"))
         if not isinstance(self.auto, AutoBudgetConfig):
             raise MQTError("ServeConfig.auto must be an AutoBudgetConfig.")
 

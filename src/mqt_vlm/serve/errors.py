@@ -54,7 +54,8 @@ def _validation_message(exc: RequestValidationError, num_queries: int | None) ->
         return "The request body is not valid JSON.", None
     if loc and loc[0] == "visual_tokens":  # a union error; say what is allowed instead
         bound = f"1..{num_queries}" if num_queries else "1..M"
-        return f'visual_tokens must be an int in {bound} or "auto", got {first.get("input")!r}.', "visual_tokens"
+        return (f'visual_tokens must be an int in {bound}, "M" (or "max") or "auto", got {first.get("input")!r}.',
+                "visual_tokens")
     where = f" at {param}" if param else ""
     extra = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return f"Invalid request{where}: {first.get('msg', 'invalid value')}{extra}.", param

@@ -1,7 +1,8 @@
 """The request body of `POST /v1/chat/completions`, as strict pydantic models.
 
 Field names and shapes follow OpenAI's chat completions API, so the official clients work
-unchanged; the one addition is `visual_tokens` (an int in 1..M or "auto"), which clients send with
+unchanged; the one addition is `visual_tokens` (an int in 1..M, "M"/"max" or "auto": the
+vocabulary of `mqt_vlm.budgets`), which clients send with
 `extra_body`. Types are strict where a lax parse would hide a client bug (`"16"` or `true` is not a
 budget). Unknown fields are ignored, as OpenAI-compatible servers usually do, but known features we
 do not implement (n > 1, logprobs, tools) are refused rather than silently dropped.
@@ -64,4 +65,4 @@ class ChatCompletionRequest(_Model):
     n: StrictInt | None = None
     logprobs: StrictBool | None = None
     tools: list[Any] | None = None
-    visual_tokens: StrictInt | Literal["auto"] | None = None
+    visual_tokens: StrictInt | Literal["auto", "max", "M"] | None = None

@@ -11,7 +11,7 @@ size limits). The cheap checks come first, so a huge or hostile request is refus
 Tokenization runs on a thread of its own with a copy of the tokenizer (`PromptTokenizer`): fast
 tokenizers are not safe to share across threads, and the model's thread must never spend its time
 on a client's text. It tokenizes once, with one image token per image; the worker repeats each to
-the row's budget (`worker.expand_image_tokens`), so "auto" escalation never tokenizes again.
+the row's budget (`inference.batch.expand_image_tokens`), so "auto" escalation never tokenizes again.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mqt_vlm.errors import MQTError, check_budget
-from mqt_vlm.inference.auto_budget import BudgetPolicy
+from mqt_vlm.budgets import AUTO, resolve_default
+from mqt_vlm.errors import MQTError
+from mqt_vlm.inference.auto_budget import AutoBudget, BudgetPolicy
 from mqt_vlm.inference.params import GenerationRequest, SamplingParams
 from mqt_vlm.inference.prompting import build_prompt, user_text
 from mqt_vlm.serve.config import ServeConfig
@@ -46,7 +47,7 @@ DECODE_SLOTS = max(1, min(4, os.cpu_count() or 1))  # images decoded at once: bo
 @dataclass
 class Translated:
     request: GenerationRequest
-    auto: bool
+    auto: AutoBudget | None  # the escalation of an "auto" request with images
     template_ids: list[int] | None = None  # prompt ids with one image token per image
 
 
@@ -137,18 +138,21 @@ def sampling_params(body: ChatCompletionRequest, config: ServeConfig) -> Samplin
 
 
 def resolve_budget(body: ChatCompletionRequest, config: ServeConfig, num_queries: int, default: int,
-                   policy: BudgetPolicy) -> tuple[int, bool]:
-    """(first budget, is auto). The budget is never guessed: body, then server default, then model default."""
+                   policy: BudgetPolicy) -> tuple[int, AutoBudget | None]:
+    """(first budget, the escalation if "auto"). The budget is never guessed: body, then server
+    default, then model default."""
     value: Any = body.visual_tokens
     if value is None:
-        value = config.default_visual_tokens if config.default_visual_tokens is not None else default
-    if value == "auto":
-        return policy.first_budget(num_queries), True
+        value = config.default_visual_tokens
     try:
-        return check_budget(value, num_queries), False
+        budget = resolve_default(value, default, num_queries, allow_auto=True, option="visual_tokens")
     except MQTError as exc:
-        raise APIError(400, f"visual_tokens must be an int in 1..{num_queries} or \"auto\": {exc}",
+        raise APIError(400, f"visual_tokens must be an int in 1..{num_queries}, \"M\" (or \"max\") or \"auto\": {exc}",
                        code="invalid_visual_tokens", param="visual_tokens") from None
+    if budget == AUTO:
+        auto = AutoBudget(policy, num_queries)
+        return auto.budget, auto
+    return int(budget), None
 
 
 def _message_parts(message: Message, index: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -174,10 +178,10 @@ def _message_parts(message: Message, index: int) -> tuple[list[tuple[str, str]],
     return parts, urls
 
 
-def _check_prompt_tokens(template_ids: list[int], images: int, budget: int, auto: bool, params: SamplingParams,
-                         config: ServeConfig, num_queries: int, context: int | None) -> None:
+def _check_prompt_tokens(template_ids: list[int], images: int, budget: int, auto: AutoBudget | None,
+                         params: SamplingParams, config: ServeConfig, context: int | None) -> None:
     """Prompt limits at the largest budget the request may reach (auto escalates up to its largest)."""
-    largest = max(config.auto.schedule(num_queries)) if auto else budget
+    largest = auto.largest() if auto is not None else budget
     worst = len(template_ids) + images * (max(largest, budget) - 1)
     if worst > config.max_prompt_tokens:
         raise APIError(400, f"The prompt needs {worst} tokens (text + visual), more than the limit of "
@@ -238,8 +242,8 @@ async def translate(body: ChatCompletionRequest, config: ServeConfig, prompts: P
         log.warning("tokenizing a prompt failed: %r", exc)
         raise APIError(400, f"The messages could not be tokenized ({type(exc).__name__}).", code="invalid_text",
                        param="messages") from None
-    _check_prompt_tokens(template_ids, len(urls), budget if urls else 0, auto and bool(urls), params, config,
-                         processor.num_queries, prompts.context_length)
+    auto = auto if urls else None  # nothing to budget without images
+    _check_prompt_tokens(template_ids, len(urls), budget if urls else 0, auto, params, config, prompts.context_length)
 
     async def load(url: str, param: str) -> Any:
         async with prompts.decode_slots:
@@ -250,4 +254,4 @@ async def translate(body: ChatCompletionRequest, config: ServeConfig, prompts: P
         prompt, images, budget if images else 0, params,
         deadline=deadline, cancel=threading.Event(),
     )
-    return Translated(request, auto and bool(images), template_ids)
+    return Translated(request, auto if images else None, template_ids)

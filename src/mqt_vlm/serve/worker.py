@@ -16,8 +16,9 @@ the requests it was batched with:
 - anything that escapes all that fails that batch's requests and the loop goes on.
 The server tokenizes prompts before queueing them (`translate.py`), so the worker's own thread
 spends no time on a client's text; requests submitted without `template_ids` are tokenized here.
-"auto" requests are re-queued at the front with a larger budget until the policy accepts an
-answer; the image's visual tokens come from the encode-once cache on every attempt.
+"auto" requests carry their `AutoBudget` (the escalation `generate_auto` runs too) and are re-queued
+at the front with the larger budget it names until it accepts an answer; the image's visual tokens
+come from the encode-once cache on every attempt.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from mqt_vlm.errors import MQTError, check_budget
-from mqt_vlm.inference.auto_budget import BudgetPolicy, finalize
+from mqt_vlm.errors import MQTError
+from mqt_vlm.inference.auto_budget import AutoBudget, BudgetPolicy
 from mqt_vlm.inference.batch import PreparedRequest, generate_prepared, prepare_request
 from mqt_vlm.inference.cache import VisualTokenCache
 from mqt_vlm.inference.params import GenerationRequest, GenerationResult
@@ -56,22 +57,9 @@ class RequestTimeout(Exception):
 class Job:
     request: GenerationRequest
     future: Future
-    auto: bool = False
+    auto: AutoBudget | None = None  # the escalation of an "auto" request
     streamer: TextStreamer | None = None
-    attempts: list[GenerationResult] = field(default_factory=list)
     template_ids: list[int] | None = None  # prompt ids with one image token per image, tokenized off this thread
-
-
-def expand_image_tokens(template_ids: list[int], image_token_id: int, budget: int) -> list[int]:
-    """Prompt ids with each image token repeated `budget` times: `processor.tokenize_prompt(prompt, m)`
-    equals this applied to `tokenize_prompt(prompt, 1)` (text never tokenizes to the image token)."""
-    ids: list[int] = []
-    for token in template_ids:
-        if token == image_token_id:
-            ids.extend([token] * budget)
-        else:
-            ids.append(token)
-    return ids
 
 
 class _TrackingRouter(RowRouter):
@@ -131,14 +119,12 @@ class BatchWorker:
         batch_wait_s: float = 0.005,
         max_queue: int = 256,
         max_prompt_tokens: int = 4096,
-        max_auto_budget: int | None = None,
         max_padding: float = 1.0,
     ) -> None:
         self.model, self.processor, self.cache, self.policy = model, processor, cache, policy
         self.max_batch_size, self.batch_wait_s, self.max_queue = max_batch_size, batch_wait_s, max_queue
         self.max_prompt_tokens = max_prompt_tokens
         self.max_padding = max_padding
-        self.max_auto_budget = max_auto_budget or processor.num_queries
         self._queue: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -172,14 +158,20 @@ class BatchWorker:
             return len(self._queue)
 
     # ---- submission --------------------------------------------------------------------------
-    def submit(self, request: GenerationRequest, auto: bool = False, streamer: TextStreamer | None = None,
+    def submit(self, request: GenerationRequest, auto: bool | AutoBudget = False, streamer: TextStreamer | None = None,
                template_ids: list[int] | None = None) -> Future:
         """Queue a request; the future resolves to a `GenerationResult` or an exception.
 
-        `template_ids`: the prompt tokenized with one image token per image (see `expand_image_tokens`);
-        without it the worker tokenizes the prompt itself.
+        `auto`: True (or the request's `AutoBudget`, as `translate` made it) to let the policy choose
+        the budget; the request then starts at the escalation's first budget. `template_ids`: the
+        prompt tokenized with one image token per image (see `expand_image_tokens`); without it the
+        worker tokenizes the prompt itself.
         """
-        job = Job(request, Future(), auto, None if auto else streamer, template_ids=template_ids)
+        escalation = None
+        if auto and request.images:
+            escalation = auto if isinstance(auto, AutoBudget) else AutoBudget(self.policy, self.processor.num_queries)
+            request = replace(request, num_visual_tokens=escalation.budget)
+        job = Job(request, Future(), escalation, None if escalation else streamer, template_ids=template_ids)
         with self._cond:
             if not self.alive:
                 raise WorkerStopped("The generation worker is not running.")
@@ -226,15 +218,10 @@ class BatchWorker:
             _settle(job.future, error=RequestTimeout("The request timed out while queued."))
             return None
         try:
-            if job.template_ids is None:
-                prepared = prepare_request(self.processor, request)
-            else:
-                m = check_budget(request.num_visual_tokens, self.processor.num_queries) if request.images else 1
-                ids = expand_image_tokens(job.template_ids, self.processor.image_token_id, m)
-                prepared = PreparedRequest(request, ids, [m] * len(request.images))
+            prepared = prepare_request(self.processor, request, job.template_ids)
             worst = len(prepared.input_ids)
-            if job.auto and prepared.budgets:  # escalation may grow the prompt up to the largest auto budget
-                worst += (self.max_auto_budget - prepared.budgets[0]) * len(prepared.budgets)
+            if job.auto is not None and prepared.budgets:  # escalation may grow the prompt up to its largest budget
+                worst += (job.auto.largest() - prepared.budgets[0]) * len(prepared.budgets)
             if worst > self.max_prompt_tokens:
                 raise MQTError(f"The prompt needs {worst} tokens (text + visual), more than the limit of "
                                f"{self.max_prompt_tokens}; shorten it, send fewer images or use a smaller budget.")
@@ -280,19 +267,22 @@ class BatchWorker:
             self._complete(job, result)
 
     def _complete(self, job: Job, result: GenerationResult) -> None:
-        if not job.auto:
+        if job.auto is None:
             _settle(job.future, result)
             self.counters["completed"] += 1
             return
-        job.attempts.append(result)
-        budget = None
-        if result.finish_reason not in ("timeout", "cancelled"):
-            budget = self.policy.next_budget(job.attempts, self.processor.num_queries)
-        if budget is None or budget <= result.num_visual_tokens:
-            _settle(job.future, finalize(job.attempts))
+        try:
+            again = job.auto.record(result)
+        except Exception as exc:  # noqa: BLE001 - a policy that fails fails its request alone
+            log.error("the budget policy failed: %r", exc)
+            _settle(job.future, error=exc)
+            self.counters["failed"] += 1
+            return
+        if not again:
+            _settle(job.future, job.auto.result())
             self.counters["completed"] += 1
             return
-        job.request = replace(job.request, num_visual_tokens=budget)
+        job.request = replace(job.request, num_visual_tokens=job.auto.budget)
         self.counters["escalations"] += 1
         with self._cond:  # to the front: it has waited already, and its image is hot in the cache
             self._queue.appendleft(job)

@@ -21,7 +21,8 @@ from typing import Any
 
 from PIL import Image
 
-from mqt_vlm.errors import MQTError, check_budget
+from mqt_vlm.budgets import parse_budgets
+from mqt_vlm.errors import MQTError
 
 COMPARISON_BUDGETS = (1, 2, 4, 8, 16)  # plus M: the "all budgets" row of the page
 MAX_NEW_TOKENS_LIMIT = 512
@@ -96,7 +97,7 @@ class DemoEngine:
 
     @property
     def default_budget(self) -> int:
-        return min(int(self.model.config.default_num_visual_tokens), self.num_queries)
+        return int(self.model.config.default_num_visual_tokens)
 
     def about(self) -> str:
         from mqt_vlm.demo import _model_card
@@ -118,7 +119,7 @@ class DemoEngine:
         from mqt_vlm.inference.encoding import encode_images
         from mqt_vlm.inference.params import GenerationRequest, SamplingParams
 
-        chosen = [check_budget(m, self.num_queries) for m in budgets]
+        chosen = [int(m) for m in parse_budgets(budgets, self.num_queries, option="budget")]
         valid = isinstance(max_new_tokens, int) and not isinstance(max_new_tokens, bool)
         if not valid or not 1 <= max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
             raise MQTError(f"max_new_tokens must be an int in 1..{MAX_NEW_TOKENS_LIMIT}, got {max_new_tokens!r}.")
@@ -142,7 +143,7 @@ class DemoEngine:
         from mqt_vlm.analysis.gradcam_cli import explain
         from mqt_vlm.web.overlay import cam_overlay
 
-        chosen = [check_budget(m, self.num_queries) for m in budgets]
+        chosen = [int(m) for m in parse_budgets(budgets, self.num_queries, option="budget")]
         prompt = self.prompt(question)
         with self._lock:
             view, results = explain(self.model, self.processor, image, prompt, chosen)
