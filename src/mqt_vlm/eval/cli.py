@@ -25,8 +25,8 @@ def evaluate(
                                                 "per MME task, per synthetic question type), for quick runs."),
     batch_size: int = typer.Option(8, help="Questions per generate call (1 = LLaVA's one-at-a-time decoding)."),
     baseline: str | None = typer.Option(None, help="Published numbers to compare with: 'paper' (MQT-LLaVA-7B and "
-                                                   "LLaVA-1.5-7B, shipped) or a CSV with model,benchmark,metric,"
-                                                   "budget,score[,tflops]."),
+                                                   "LLaVA-1.5-7B, shipped) or a CSV with columns model, "
+                                                   "benchmark, metric, budget, score (and tflops)."),
     max_new_tokens: int | None = typer.Option(None, help="Override every benchmark's LLaVA default (128 short "
                                                          "answers, 1024 long) for smoke runs."),
     device: str = typer.Option("auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N."),
