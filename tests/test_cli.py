@@ -134,7 +134,7 @@ def test_model_loading_is_quiet_unless_verbose(tmp_path, random_image):
     --verbose brings them back, which also shows the check looks at the right stream."""
     random_image.save(tmp_path / "image.png")
     command = ("generate", "--model", "builtin:shapes", "--image", str(tmp_path / "image.png"),
-               "-p", "What colour is the circle?", "--tokens", "2", "--max-new-tokens", "1")
+               "-p", "What colour is the circle?", "--budgets", "2", "--max-new-tokens", "1")
     quiet = _run_mqt(*command)
     assert quiet.returncode == 0, quiet.stderr
     assert "Loading weights" not in quiet.stderr + quiet.stdout
