@@ -88,7 +88,7 @@ $(VLLM_STAMP): pyproject.toml Makefile requirements/vllm-constraints.txt
 	touch $(VLLM_STAMP)
 
 test-vllm: $(VLLM_STAMP)
-	$(VLLM_PY) -m pytest -q tests/vllm
+	$(VLLM_PY) -m pytest -q tests/vllm_engine
 
 # The web demo (`mqt demo --web`, docs/web.md): its own venv with the web extra (gradio), driven
 # by gradio_client and by headless Chromium (Debian's package, installed with apt when missing).

@@ -3,7 +3,7 @@
 vLLM's CPU attention needs head_dim >= 32, so the LM is 128 wide with 4 heads (the `tiny` preset has
 head_dim 16). M = 16 queries (the `tiny` preset's grid), default budget 8 (not M, so a test can
 tell them apart), 3 LM layers, the 32000-token LLaMA
-vocabulary from mistral-common. `python tests/vllm/tiny_vllm_model.py OUT` writes one by hand.
+vocabulary from mistral-common. `python tests/vllm_engine/tiny_vllm_model.py OUT` writes one by hand.
 """
 
 from __future__ import annotations
