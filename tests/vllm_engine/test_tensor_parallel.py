@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# a submodule: tests/vllm_engine itself is importable as a namespace package named `vllm`
+# a submodule, so that only a real vLLM install satisfies it
 pytest.importorskip("vllm.entrypoints.llm", reason="vLLM is not installed here; `make test-vllm` builds .venv-vllm and runs these")
 
 from conftest import KV_CACHE_BYTES  # noqa: E402
