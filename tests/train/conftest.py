@@ -54,3 +54,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """The tiny preset (fixed seed) saved as an mqt_vlm folder: what stage 2 starts from (--init-from)
+    in the multi-process tests, standing in for a stage-1 output without a stage-1 run."""
+    import torch
+
+    from mqt_vlm.data.encode import OFFLINE_LLAMA_TOKENIZER, tokenizer_source
+    from mqt_vlm.modeling.builder import build_from_preset
+
+    torch.manual_seed(0)
+    model, processor = build_from_preset("tiny", tokenizer_source(OFFLINE_LLAMA_TOKENIZER))
+    folder = tmp_path_factory.mktemp("tiny-folder")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

@@ -169,3 +169,19 @@ def test_init_from_a_builtin_model_trains_and_exports_a_strictly_loadable_model(
     assert code == 0, output[-3000:]
     model, processor = load_model(output_dir / "final")
     assert model.num_queries == 32 and processor.num_queries == 32  # builtin:shapes' M, not the tiny preset's 16
+
+
+def test_resume_with_another_engine_is_refused_and_keeps_the_checkpoints(finished, photos, tmp_path, capsys, one_thread) -> None:
+    """A ZeRO-3 checkpoint (files the DDP loader cannot read) is not mistaken for a damaged one."""
+    import json
+
+    output_dir, checkpoints = copy_run(finished, tmp_path)
+    state_file = checkpoints / "step-00000006" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert (state["layout"], state["world_size"]) == ("ddp", 1)
+    state_file.write_text(json.dumps({**state, "layout": "deepspeed-zero3", "world_size": 2}))
+    before = sorted(p.name for p in checkpoints.iterdir())
+    code, output = run_mqt([*train_args(photos, output_dir), "--resume"], capsys)
+    assert code == 2
+    assert "step-00000006 was written by deepspeed-zero3 with 2 process(es); this run is ddp with 1" in " ".join(output.split())
+    assert sorted(p.name for p in checkpoints.iterdir()) == before  # nothing renamed damaged-*

@@ -6,61 +6,25 @@ model must load with `from_pretrained` and generate."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
 
+from launched_runs import CONFIGS, run_killed_after_checkpoint, run_launch
+from launched_runs import read_log as _log
+from launched_runs import steps as _steps
 from mqt_vlm.train.budgets import parse_budget_sampler
 from mqt_vlm.train.checkpoint import list_checkpoints
 from mqt_vlm.train.config import load_config
 from mqt_vlm.train.trainer import run_training
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-LAUNCH = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", str(CONFIGS / "accelerate" / "cpu-2proc.yaml"), "-m", "mqt_vlm.train"]
 STAGE2_STEPS = 8
 pytestmark = pytest.mark.slow
 
 
-def _log(folder: Path) -> list[dict]:
-    """All JSONL lines; a line cut by the kill is skipped (the logger starts a fresh line on resume)."""
-    lines = []
-    for text in (folder / "train_log.jsonl").read_text().splitlines():
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:
-            continue
-    return lines
-
-
-def _steps(lines: list[dict]) -> dict[int, dict]:
-    return {line["step"]: line for line in lines if "event" not in line}
-
-
-def _kill_tree(process: subprocess.Popen) -> None:
-    """SIGKILL the launcher and every worker it started (workers do not share its process group)."""
-    try:
-        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for member in family:
-        try:
-            member.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    process.wait(timeout=60)
-
-
 def _run(args: list[str], log: Path, timeout: float = 400) -> None:
-    with open(log, "w") as handle:
-        result = subprocess.run(LAUNCH + args, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout, env=os.environ.copy())
-    assert result.returncode == 0, log.read_text()[-4000:]
+    run_launch("cpu-2proc.yaml", args, log, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +37,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, photos: Path, cache_dir: Path
     stage2 = root / "stage2"
     args = [str(CONFIGS / "stage2-tiny.yaml"), str(stage2), "--init-from", str(stage1 / "final"),
             "--data", str(photos / "conversations.json"), *images, "--max-steps", str(STAGE2_STEPS), "--save-every", "2"]
-    with open(root / "stage2-killed.log", "w") as handle:
-        process = subprocess.Popen(LAUNCH + args, stdout=handle, stderr=subprocess.STDOUT, env=os.environ.copy())
-    deadline = time.monotonic() + 400
-    while not list_checkpoints(stage2) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    _kill_tree(process)
-    killed_log = _log(stage2)
-    assert not (stage2 / "final").exists() and not any(line.get("event") == "end" for line in killed_log), "the run finished before the kill"
+    killed_log = run_killed_after_checkpoint("cpu-2proc.yaml", args, stage2, root / "stage2-killed.log")
     _run(args + ["--resume"], root / "stage2-resumed.log")
     (root / "killed_log.json").write_text(json.dumps(killed_log))
     return {"root": root, "stage1": stage1, "stage2": stage2}

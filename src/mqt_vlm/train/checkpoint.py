@@ -2,11 +2,12 @@
 
 Layout: `OUTPUT/checkpoints/step-00000120/` holds what `Accelerator.save_state` writes (model,
 optimizer, scheduler, per-rank RNG states; DeepSpeed/FSDP shards when those are used) plus
-`trainer_state.json` (step, epoch, data position, counters, data fingerprint). The folder is built
-as `.tmp-step-00000120`, fsynced, and renamed by the main process only after every rank has written
-its part; a rename is atomic, so a `step-*` folder is always complete and a killed save leaves only
-a `.tmp-*` folder that resume ignores and the next save removes. All ranks must see the same
-filesystem (one node, or a shared filesystem across nodes).
+`trainer_state.json` (step, epoch, data position, counters, data fingerprint, engine layout and
+process count). The folder is built as `.tmp-step-00000120`, fsynced, and renamed by the main
+process only after every rank has written its part; a rename is atomic, so a `step-*` folder is
+always complete and a killed save leaves only a `.tmp-*` folder that resume ignores and the next
+save removes. All ranks must see the same filesystem (one node, or a shared filesystem across
+nodes).
 
 A save that fails (a full disk, a lost mount) removes its temporary folder and stops the run with
 an error naming the path and the free space. Complete is not the same as intact, though: a
@@ -50,13 +51,15 @@ class TrainerState:
     skipped_samples: int = 0
     data_fingerprint: str = ""
     last_budgets: list[int] = field(default_factory=list)
+    layout: str = ""  # the engine that wrote the checkpoint ("ddp", "fsdp-sharded", "deepspeed-zero3", ...)
+    world_size: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainerState":
         """The state saved in `trainer_state.json`; a wrong type is an `MQTError` (a damaged file)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key, value in known.items():
-            if key == "data_fingerprint":
+            if key in ("data_fingerprint", "layout"):
                 ok = isinstance(value, str)
             elif key == "last_budgets":
                 ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
@@ -245,6 +248,35 @@ def load_checkpoint(accelerator: Any, folder: Path) -> TrainerState:
     except Exception as exc:  # truncated optimizer/scheduler pickles, missing files, mismatched state dicts
         raise MQTError(f"loading it failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from None
     return state
+
+
+def checkpoint_layout(accelerator: Any) -> str:
+    """How this run's checkpoints are written: another engine, or FSDP/DeepSpeed with other settings,
+    writes files the checkpoint loader of this one cannot read."""
+    from accelerate.utils import DistributedType
+
+    state = accelerator.state
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return f"deepspeed-zero{state.deepspeed_plugin.zero_stage}"
+    if accelerator.distributed_type == DistributedType.FSDP:
+        kind = "sharded" if "SHARDED" in str(state.fsdp_plugin.state_dict_type) else "full"
+        return f"fsdp{state.fsdp_plugin.fsdp_version}-{kind}"
+    return "ddp"  # one process, DDP on CPU or GPUs: the same files
+
+
+def check_same_layout(output_dir: Path, layout: str, world_size: int) -> None:
+    """Refuse to resume from checkpoints written by another engine or process count (their files, or
+    some ranks' RNG states, would not load, and every checkpoint would be set aside as damaged)."""
+    for _, folder in list_checkpoints(output_dir):
+        try:
+            saved = TrainerState.from_dict(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, AttributeError, MQTError):
+            continue  # unreadable: load_newest_intact reports it as damaged
+        if saved.layout and (saved.layout, saved.world_size) != (layout, world_size):
+            raise MQTError(
+                f"{folder} was written by {saved.layout} with {saved.world_size} process(es); this run is {layout} with "
+                f"{world_size}. Resume with the Accelerate config and process count that wrote it (checkpoints were left "
+                "as they are).")
 
 
 def load_newest_intact(accelerator: Any, output_dir: Path, warn: Callable[[str], None]) -> tuple[TrainerState, Path, list[str]] | None:

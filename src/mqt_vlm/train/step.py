@@ -52,6 +52,22 @@ def token_loss_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return losses.view(labels.shape[0], -1).sum(dim=1)  # [R]
 
 
+def forget_zero3_gradients(model: Any) -> None:
+    """Give parameters that get no gradient in this step (the query transformer in a text-only step)
+    a zero gradient under DeepSpeed ZeRO-3, as ZeRO-2 does, instead of their previous one.
+
+    ZeRO-3 (DeepSpeed 0.19.8, runtime/zero/stage3.py) copies each reduced gradient into a persistent
+    per-parameter slice of `grad_partitions_flat_buffer`, but only for parameters that produced one,
+    and `independent_gradient_partition_epilogue` hands the optimizer every trainable parameter's slice:
+    an unused parameter's slice still holds the last step's gradient, which is applied again. The
+    buffer is not in checkpoints either, so a resume just before a text-only step would differ from
+    the uninterrupted run. Clearing it before each step removes both effects.
+    """
+    buffer = getattr(getattr(model, "optimizer", None), "grad_partitions_flat_buffer", None)
+    if isinstance(buffer, torch.Tensor):
+        buffer.zero_()
+
+
 def train_step(
     accelerator: Any,
     model: Any,
@@ -80,6 +96,7 @@ def train_step(
     scale = accelerator.num_processes * accelerator.gradient_accumulation_steps
     loss_parts = torch.zeros(num_budgets, device=device)
     grad_norm: float | None = None
+    forget_zero3_gradients(model)
     for x in inputs:
         with accelerator.accumulate(model):
             pixel_values = x["pixel_values"].to(device) if x["pixel_values"] is not None else None
@@ -97,7 +114,7 @@ def train_step(
             loss_parts += per_budget.detach()
             if accelerator.sync_gradients:
                 if max_grad_norm > 0:
-                    norm = accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
+                    norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)  # all of them: FSDP1 wants that
                     grad_norm = float(norm) if norm is not None else None
                 optimizer.step()
                 scheduler.step()

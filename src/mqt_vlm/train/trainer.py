@@ -29,7 +29,14 @@ from mqt_vlm.data.encode import tokenizer_source
 from mqt_vlm.data.llava import LlavaDataset, Record, approximate_length, read_records
 from mqt_vlm.errors import MQTError
 from mqt_vlm.train.budgets import parse_budget_sampler
-from mqt_vlm.train.checkpoint import TrainerState, list_checkpoints, load_newest_intact, save_checkpoint
+from mqt_vlm.train.checkpoint import (
+    TrainerState,
+    check_same_layout,
+    checkpoint_layout,
+    list_checkpoints,
+    load_newest_intact,
+    save_checkpoint,
+)
 from mqt_vlm.train.config import TrainConfig
 from mqt_vlm.train.export import export_model
 from mqt_vlm.train.metrics import StepLogger
@@ -52,19 +59,38 @@ def _process_state() -> Any:
 
     On GPU-less machines the group must be gloo: Accelerator(cpu=True) would set that up for
     `--multi_gpu` launches but drop a DeepSpeed config, while Accelerator() alone leaves DeepSpeed on
-    CPU believing it runs one process; creating the CPU process state first gives both. Creating it
-    early also lets the model be built before the Accelerator: every rank loads full weights and
-    `prepare` shards them, so no DeepSpeed ZeRO-3 partitioning hooks are active while weights are
-    created or initialised.
+    CPU believing it runs one process; creating the CPU process state first gives both (FSDP then
+    needs `_select_fsdp_on_cpu`). Creating it early also lets the model be built before the
+    Accelerator: every rank loads full weights and `prepare` shards them, so no DeepSpeed ZeRO-3
+    partitioning hooks are active while weights are created or initialised.
     """
     from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
 
     if torch.cuda.is_available():
         return PartialState()
-    if parse_flag_from_env("ACCELERATE_USE_FSDP"):
-        raise MQTError("Accelerate runs FSDP on GPUs only; on CPU use DDP (configs/accelerate/cpu-2proc.yaml) or DeepSpeed.")
     return PartialState(cpu=True)
+
+
+def _select_fsdp_on_cpu(accelerator: Any) -> None:
+    """Run an FSDP launch config on GPU-less machines too (tests and CPU smoke runs), instead of DDP.
+
+    torch's FSDP2 (`fully_shard`) runs on CPU over gloo, and Accelerate's FSDP code (prepare, DCP
+    checkpoints, full-state-dict gathering) has nothing GPU-specific, but Accelerate 1.15 only
+    switches to FSDP when the process state is an accelerator type (`AcceleratorState.__init__`
+    tests `distributed_type in [MULTI_GPU, MULTI_NPU, ...]`, without MULTI_CPU): on CPU the FSDP
+    config would silently train with DDP. So the FSDP type and the plugin (built, as Accelerate
+    builds it, from the launcher's FSDP_* environment) are set on the shared states, the process
+    state included, since every `AcceleratorState()` copies the process state's type again.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    plugin = FullyShardedDataParallelPlugin()
+    if plugin.fsdp_version != 2:
+        raise MQTError("On CPU the trainer runs FSDP2 only (fsdp_version: 2, as in configs/accelerate/cpu-fsdp.yaml).")
+    PartialState().distributed_type = DistributedType.FSDP
+    accelerator.state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
 
 
 def data_fingerprint(records: list[Record]) -> str:
@@ -76,11 +102,17 @@ def data_fingerprint(records: list[Record]) -> str:
 
 
 def _weights_digest(model: Any) -> str:
+    """A digest of the trained weights. FSDP2 parameters are shards (DTensors): each rank digests the
+    gathered full tensors (a collective, so every rank must call this), which shows whether the
+    shards form one model that all ranks see alike."""
     digest = hashlib.sha256()
     for name, parameter in sorted(model.named_parameters()):
         if parameter.requires_grad:
+            value = parameter.detach()
+            if hasattr(value, "full_tensor"):
+                value = value.full_tensor()
             digest.update(name.encode())
-            digest.update(parameter.detach().float().cpu().numpy().tobytes())
+            digest.update(value.float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -175,7 +207,7 @@ def _step_record(step: int, epoch: int, budgets: list[int], result: StepResult, 
 def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) -> Path:
     """Train one stage; returns the exported model directory (`output_dir/final`)."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, gather_object, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, gather_object, parse_flag_from_env, set_seed
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers are used in forked workers
     config.validate()
@@ -200,6 +232,8 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
         # text-only micro-batches leave the query transformer without gradients
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=has_text_only)],
     )
+    if not torch.cuda.is_available() and parse_flag_from_env("ACCELERATE_USE_FSDP") and accelerator.num_processes > 1:
+        _select_fsdp_on_cpu(accelerator)
     rank, world = accelerator.process_index, accelerator.num_processes
     sampler = parse_budget_sampler(config.budget.sampler)
     sampler.check_against(model.num_queries)
@@ -229,17 +263,21 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
         deepspeed.deepspeed_config["gradient_clipping"] = config.optim.max_grad_norm
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    state = TrainerState(data_fingerprint=data_fingerprint(valid), skipped_samples=len(report.problems))
+    layout = checkpoint_layout(accelerator)
+    state = TrainerState(data_fingerprint=data_fingerprint(valid), skipped_samples=len(report.problems), layout=layout, world_size=world)
     checkpoint, damaged = None, []
 
     def warn(text: str) -> None:
         if accelerator.is_main_process:
             print(f"warning: {text}", file=sys.stderr, flush=True)
 
+    if resume:
+        check_same_layout(output_dir, layout, world)
     resumed = load_newest_intact(accelerator, output_dir, warn) if resume else None
     if resumed is not None:
         fingerprint = state.data_fingerprint
         state, checkpoint, damaged = resumed
+        state.layout, state.world_size = layout, world  # checkpoints from before these fields
         if damaged:
             warn(f"resuming from {checkpoint}, the newest intact checkpoint (damaged ones renamed damaged-step-*)")
         if state.data_fingerprint != fingerprint:
@@ -294,7 +332,7 @@ def run_training(config: TrainConfig, output_dir: Path, resume: bool = False) ->
         del batches, loader
 
     digests: list[str] = []
-    if accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+    if accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU) or accelerator.is_fsdp2:
         digests = gather_object([_weights_digest(accelerator.unwrap_model(model))])  # replicas must agree
     final = export_model(
         accelerator, model, processor, output_dir / "final",
