@@ -38,11 +38,21 @@ def test_default_budget_is_config_default_never_random(tiny, random_image):
         model(**inputs(processor, random_image, 8))  # default m = M = 16
 
 
-@pytest.mark.parametrize("bad", [0, 17, "8", 8.0, None.__class__])
+@pytest.mark.parametrize("bad", [0, 17, "eight", "8.0", 8.0, True, None.__class__])
 def test_bad_budget_raises(tiny, random_image, bad):
     model, processor = tiny
     with pytest.raises(MQTError, match="num_visual_tokens"):
         model(**inputs(processor, random_image, 8), num_visual_tokens=bad)
+
+
+def test_budget_words_of_the_vocabulary_reach_the_model(tiny, random_image):
+    """The model's public API speaks `mqt_vlm.budgets`: "8" is 8 and "M"/"max" is M (docs/budgets.md)."""
+    model, processor = tiny
+    at8 = model(**inputs(processor, random_image, 8), num_visual_tokens=8).logits
+    assert torch.equal(model(**inputs(processor, random_image, 8), num_visual_tokens="8").logits, at8)
+    at16 = model(**inputs(processor, random_image, 16), num_visual_tokens=16).logits
+    for word in ("M", "max"):
+        assert torch.equal(model(**inputs(processor, random_image, 16), num_visual_tokens=word).logits, at16)
 
 
 def test_placeholder_count_must_match_budget(tiny, random_image):
