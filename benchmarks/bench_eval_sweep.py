@@ -26,7 +26,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine_info import machine
 
 BUDGETS = "2,4,8,16,36,64,144,256"
 
@@ -56,17 +56,6 @@ def build(layers: int) -> tuple[Any, Any]:
     torch.manual_seed(0)
     model, processor = build_model(clip_l_336(layers), SMALL_LM, tokenizer, {"num_queries": 256, "num_heads": 16})
     return model.eval(), processor
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "load_average_start": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

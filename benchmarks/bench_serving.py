@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ from concurrent.futures import wait
 from typing import Any
 
 import torch
+from machine_info import machine
 
 CLIP_L_336 = {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
               "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336, "patch_size": 14}
@@ -49,17 +49,6 @@ def photos() -> list[Any]:
     from skimage import data
 
     return [Image.fromarray(f()) for f in (data.astronaut, data.coffee, data.chelsea, data.rocket)]
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "load_average": os.getloadavg()}
 
 
 def request(processor: Any, image: Any, question: str, m: int, max_new_tokens: int) -> Any:

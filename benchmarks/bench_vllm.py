@@ -27,7 +27,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -37,6 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from machine_info import machine
 
 CLIP_B16_224 = {"model_type": "clip_vision_model", "hidden_size": 768, "intermediate_size": 3072,
                 "num_hidden_layers": 12, "num_attention_heads": 12, "image_size": 224, "patch_size": 16}
@@ -75,20 +75,6 @@ def photos() -> list[str]:
         Image.fromarray(load()).convert("RGB").save(buffer, format="PNG")
         urls.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
     return urls
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import torch
-    import vllm
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "vllm": vllm.__version__,
-            "python": platform.python_version()}
 
 
 def free_port() -> int:
@@ -237,7 +223,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     images = photos()
     report: dict[str, Any] = {
-        "date": datetime.date.today().isoformat(), "machine": machine(), "load_start": os.getloadavg(),
+        "date": datetime.date.today().isoformat(), "machine": machine(vllm=__import__("vllm").__version__), "load_start": os.getloadavg(),
         "command": "python " + " ".join(sys.argv), "args": vars(args) | {"model_dir": str(folder), "out": str(args.out)},
         "model": "CLIP-B/16-224-shaped tower (random), MQT M=64, SmolLM2-135M-Instruct", "results": {},
     }

@@ -17,28 +17,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from mqt_vlm.cli.main import main
+from cli_run import assert_refused, run_mqt
 from mqt_vlm.errors import MQTError
 from mqt_vlm.loading import load_model, parse_dtype, resolve_device, resolve_model_path
 
 SOURCE = resolve_model_path("builtin:shapes")  # 4 MB, tied lm_head, trained: a real model folder
-
-
-def run_mqt(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Exit code and everything printed, running `mqt ARGS` in process."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out + captured.err
-
-
-def assert_refused(args: list[str], capsys: pytest.CaptureFixture[str], *fragments: str) -> str:
-    code, output = run_mqt(args, capsys)
-    assert code == 2, output
-    assert "error: " in output and "Traceback" not in output
-    for fragment in fragments:
-        assert fragment in output, (fragment, output[-2000:])
-    return output
 
 
 def _tensors() -> dict[str, torch.Tensor]:

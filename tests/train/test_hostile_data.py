@@ -16,29 +16,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mqt_vlm.cli.main import main
+from cli_run import assert_refused, run_mqt
 from mqt_vlm.data.llava import LlavaDataset, read_records
 from mqt_vlm.errors import MQTError
 from mqt_vlm.train.metrics import read_log
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SECRET = "outside.png"
-
-
-def run_mqt(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out + captured.err
-
-
-def assert_refused(args: list[str], capsys: pytest.CaptureFixture[str], *fragments: str) -> str:
-    code, output = run_mqt(args, capsys)
-    assert code == 2, output[-3000:]
-    assert "error: " in output and "Traceback" not in output
-    for fragment in fragments:
-        assert fragment in output, (fragment, output[-3000:])
-    return output
 
 
 def _caption(record_id: str, image: str) -> dict:
