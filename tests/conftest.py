@@ -33,6 +33,20 @@ def tiny_model(llama_tokenizer_dir: Path):
     return model.eval(), processor
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer_dir: Path) -> Path:
+    """The tiny random model (M = 16, seed 0) saved once as an mqt_vlm folder, for commands that take
+    `--model DIR` (tests must not write into it)."""
+    from mqt_vlm.modeling.builder import build_from_preset
+
+    torch.manual_seed(0)
+    model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
+    folder = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture()
 def tiny(llama_tokenizer_dir: Path):
     """(model, processor): a freshly built tiny random model in eval mode (M = 16, 4x4 patches)."""

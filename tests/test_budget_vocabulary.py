@@ -158,17 +158,10 @@ def test_flag_vocabulary_in_the_help():
 
 
 @pytest.fixture(scope="module")
-def saved_tiny(llama_tokenizer_dir, tmp_path_factory, photos):
-    from mqt_vlm.modeling.builder import build_from_preset
-
-    torch.manual_seed(0)
-    model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
-    folder = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    image = folder / "coffee.png"
+def saved_tiny(tiny_model_dir, tmp_path_factory, photos):
+    image = tmp_path_factory.mktemp("photo") / "coffee.png"
     photos["coffee"].save(image)
-    return folder, image
+    return tiny_model_dir, image
 
 
 def test_old_flag_names_still_work(saved_tiny, capsys):

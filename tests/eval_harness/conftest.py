@@ -271,16 +271,3 @@ def eval_data(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Image.
     return root, truth
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer_dir: Path) -> Path:
-    """The tiny random model (M = 16) saved as an mqt_vlm folder, for `mqt eval --model DIR`."""
-    import torch
-
-    from mqt_vlm.modeling.builder import build_from_preset
-
-    torch.manual_seed(0)
-    model, processor = build_from_preset("tiny", str(llama_tokenizer_dir))
-    folder = tmp_path_factory.mktemp("tiny_model")
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
